@@ -51,6 +51,9 @@ pub enum Error {
     CloseTimeout,
     /// The handshake did not complete within `handshake_timeout`.
     HandshakeTimeout,
+    /// The peer closed the transport without completing the closing handshake
+    /// (reported locally as 1006).
+    ConnectionReset,
 
     // ----- caller errors -----
     /// The connection is closing or closed; no more data may be sent (§5.5.1).
@@ -123,7 +126,7 @@ impl Error {
             | InvalidClosePayload => CloseCode::PROTOCOL_ERROR,
             InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
             FrameTooLarge | MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
-            PeerUnresponsive | CloseTimeout => CloseCode::ABNORMAL,
+            PeerUnresponsive | CloseTimeout | ConnectionReset => CloseCode::ABNORMAL,
             _ => return None,
         })
     }
@@ -165,6 +168,7 @@ impl fmt::Display for Error {
             PeerUnresponsive => f.write_str("peer did not answer keepalive within the pong deadline"),
             CloseTimeout => f.write_str("peer did not complete the closing handshake in time"),
             HandshakeTimeout => f.write_str("opening handshake did not complete in time"),
+            ConnectionReset => f.write_str("peer closed the transport without a closing handshake"),
             ConnectionClosed => f.write_str("connection is closing or closed"),
             MessageInProgress => f.write_str("a fragmented message is still being sent"),
             NoMessageInProgress => f.write_str("no fragmented message is being sent"),

@@ -15,13 +15,22 @@ extern crate std;
 
 pub mod close;
 pub mod config;
+pub mod conn;
 pub mod error;
+pub mod frame;
 pub mod handshake;
+pub mod mask;
+#[cfg(feature = "alloc")]
+pub mod message;
 pub mod rng;
 pub mod time;
+pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, Role};
+pub use conn::{Connection, DataKind, Event, State};
 pub use error::Error;
+#[cfg(feature = "alloc")]
+pub use message::{Message, OwnedCloseFrame, Utf8Bytes};
 pub use rng::{NoRandom, RandomSource};
 pub use time::Instant;

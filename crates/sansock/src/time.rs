@@ -46,15 +46,6 @@ impl Sub<Instant> for Instant {
     }
 }
 
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,7 +57,5 @@ mod tests {
         assert_eq!(Instant::from_millis(10) - t, Duration::ZERO);
         assert_eq!(t - Instant::from_millis(10), Duration::from_millis(990));
         assert_eq!((Instant::from_millis(u64::MAX) + Duration::from_secs(1)).as_millis(), u64::MAX);
-        assert_eq!(earliest(Some(t), None), Some(t));
-        assert_eq!(earliest(Some(t), Some(Instant::ZERO)), Some(Instant::ZERO));
     }
 }
