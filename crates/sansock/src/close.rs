@@ -125,7 +125,10 @@ impl<'a> CloseFrame<'a> {
     /// reason that is not UTF-8 fail the connection.
     pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
         match payload {
-            [] => Ok(CloseFrame { code: CloseCode::NO_STATUS, reason: "" }),
+            [] => Ok(CloseFrame {
+                code: CloseCode::NO_STATUS,
+                reason: "",
+            }),
             [_] => Err(Error::InvalidClosePayload),
             [hi, lo, reason @ ..] => {
                 let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
@@ -142,7 +145,11 @@ impl<'a> CloseFrame<'a> {
     /// and a reason of at most 123 bytes.
     pub fn validate_for_send(&self) -> Result<(), Error> {
         if self.code == CloseCode::NO_STATUS {
-            return if self.reason.is_empty() { Ok(()) } else { Err(Error::CloseCodeNotSendable(1005)) };
+            return if self.reason.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::CloseCodeNotSendable(1005))
+            };
         }
         if !self.code.is_sendable() {
             return Err(Error::CloseCodeNotSendable(self.code.0));
@@ -183,19 +190,65 @@ mod tests {
     fn parse_close_bodies() {
         assert_eq!(CloseFrame::parse(&[]).unwrap().code, CloseCode::NO_STATUS);
         assert_eq!(CloseFrame::parse(&[3]), Err(Error::InvalidClosePayload));
-        assert_eq!(CloseFrame::parse(&[0x03, 0xe8]).unwrap(), CloseFrame { code: CloseCode::NORMAL, reason: "" });
-        assert_eq!(CloseFrame::parse(&[0x03, 0xe8, b'o', b'k']).unwrap().reason, "ok");
-        assert_eq!(CloseFrame::parse(&[0x03, 0xed]), Err(Error::InvalidCloseCode(1005)));
-        assert_eq!(CloseFrame::parse(&[0x03, 0xe8, 0xff]), Err(Error::InvalidUtf8));
-        assert_eq!(CloseFrame::parse(&[0x0f, 0xa0]).unwrap().code, CloseCode(4000));
+        assert_eq!(
+            CloseFrame::parse(&[0x03, 0xe8]).unwrap(),
+            CloseFrame {
+                code: CloseCode::NORMAL,
+                reason: ""
+            }
+        );
+        assert_eq!(
+            CloseFrame::parse(&[0x03, 0xe8, b'o', b'k']).unwrap().reason,
+            "ok"
+        );
+        assert_eq!(
+            CloseFrame::parse(&[0x03, 0xed]),
+            Err(Error::InvalidCloseCode(1005))
+        );
+        assert_eq!(
+            CloseFrame::parse(&[0x03, 0xe8, 0xff]),
+            Err(Error::InvalidUtf8)
+        );
+        assert_eq!(
+            CloseFrame::parse(&[0x0f, 0xa0]).unwrap().code,
+            CloseCode(4000)
+        );
     }
 
     #[test]
     fn validate_for_send() {
         let long = "x".repeat(124);
-        assert_eq!(CloseFrame { code: CloseCode::NORMAL, reason: &long }.validate_for_send(), Err(Error::ControlPayloadTooLong));
-        assert!(CloseFrame { code: CloseCode::NORMAL, reason: &long[..123] }.validate_for_send().is_ok());
-        assert_eq!(CloseFrame { code: CloseCode::ABNORMAL, reason: "" }.validate_for_send(), Err(Error::CloseCodeNotSendable(1006)));
-        assert!(CloseFrame { code: CloseCode::NO_STATUS, reason: "" }.validate_for_send().is_ok());
+        assert_eq!(
+            CloseFrame {
+                code: CloseCode::NORMAL,
+                reason: &long
+            }
+            .validate_for_send(),
+            Err(Error::ControlPayloadTooLong)
+        );
+        assert!(
+            CloseFrame {
+                code: CloseCode::NORMAL,
+                reason: &long[..123]
+            }
+            .validate_for_send()
+            .is_ok()
+        );
+        assert_eq!(
+            CloseFrame {
+                code: CloseCode::ABNORMAL,
+                reason: ""
+            }
+            .validate_for_send(),
+            Err(Error::CloseCodeNotSendable(1006))
+        );
+        assert!(
+            CloseFrame {
+                code: CloseCode::NO_STATUS,
+                reason: ""
+            }
+            .validate_for_send()
+            .is_ok()
+        );
     }
 }

@@ -60,7 +60,10 @@ pub struct ControlPayload {
 
 impl ControlPayload {
     /// An empty payload.
-    pub const EMPTY: ControlPayload = ControlPayload { buf: [0; MAX_CONTROL_PAYLOAD], len: 0 };
+    pub const EMPTY: ControlPayload = ControlPayload {
+        buf: [0; MAX_CONTROL_PAYLOAD],
+        len: 0,
+    };
 
     /// Copy a payload of at most 125 bytes.
     pub fn new(bytes: &[u8]) -> Result<Self, Error> {
@@ -103,7 +106,11 @@ impl ReceivedClose {
     fn new(frame: CloseFrame<'_>) -> Self {
         let mut reason = [0; MAX_REASON_LEN];
         reason[..frame.reason.len()].copy_from_slice(frame.reason.as_bytes());
-        ReceivedClose { code: frame.code, reason, reason_len: frame.reason.len() as u8 }
+        ReceivedClose {
+            code: frame.code,
+            reason,
+            reason_len: frame.reason.len() as u8,
+        }
     }
 
     /// The status code; [`CloseCode::NO_STATUS`] (1005) when the frame had no body.
@@ -119,13 +126,19 @@ impl ReceivedClose {
 
     /// As a borrowed [`CloseFrame`].
     pub fn frame(&self) -> CloseFrame<'_> {
-        CloseFrame { code: self.code, reason: self.reason() }
+        CloseFrame {
+            code: self.code,
+            reason: self.reason(),
+        }
     }
 }
 
 impl core::fmt::Debug for ReceivedClose {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ReceivedClose").field("code", &self.code).field("reason", &self.reason()).finish()
+        f.debug_struct("ReceivedClose")
+            .field("code", &self.code)
+            .field("reason", &self.reason())
+            .finish()
     }
 }
 
@@ -267,7 +280,10 @@ impl core::ops::Deref for Transmit {
 
 impl core::fmt::Debug for Transmit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Transmit").field("opcode", &self.kind).field("bytes", &self.as_bytes()).finish()
+        f.debug_struct("Transmit")
+            .field("opcode", &self.kind)
+            .field("bytes", &self.as_bytes())
+            .finish()
     }
 }
 
@@ -285,7 +301,12 @@ pub struct Fragments {
 impl Fragments {
     /// Split `len` bytes into frames of at most `max` (at least 1) bytes.
     pub fn new(len: usize, max: usize) -> Self {
-        Fragments { next: 0, len, max: max.max(1), done: false }
+        Fragments {
+            next: 0,
+            len,
+            max: max.max(1),
+            done: false,
+        }
     }
 }
 
@@ -306,7 +327,11 @@ impl Iterator for Fragments {
 #[derive(Debug, Clone)]
 enum RxStage {
     Header(HeaderDecoder),
-    Payload { hdr: FrameHeader, remaining: u64, mask_off: usize },
+    Payload {
+        hdr: FrameHeader,
+        remaining: u64,
+        mask_off: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -392,7 +417,10 @@ impl<R: RandomSource> Connection<R> {
         Self::new(Role::Client, config, rng, now)
     }
 
-    fn new(role: Role, config: Config, rng: R, now: Instant) -> Self {
+    /// A connection of either role. Servers never draw from `rng`; [`Connection::server`]
+    /// and [`Connection::client`] are the usual constructors, this one lets an adapter
+    /// use one connection type for both roles.
+    pub fn new(role: Role, config: Config, rng: R, now: Instant) -> Self {
         Connection {
             role,
             config,
@@ -478,18 +506,33 @@ impl<R: RandomSource> Connection<R> {
     pub fn read<'a>(&mut self, input: &'a mut [u8], now: Instant) -> Result<Read<'a>, Error> {
         let raw = self.read_raw(input, now)?;
         let event = raw.1.map(|ev| match ev {
-            RawEvent::Data { kind, range, message_start, message_end } => {
-                Event::Data(Data { kind, payload: &input[range], message_start, message_end })
-            }
+            RawEvent::Data {
+                kind,
+                range,
+                message_start,
+                message_end,
+            } => Event::Data(Data {
+                kind,
+                payload: &input[range],
+                message_start,
+                message_end,
+            }),
             RawEvent::Ping(p) => Event::Ping(p),
             RawEvent::Pong(p) => Event::Pong(p),
             RawEvent::Close(c) => Event::Close(c),
         });
-        Ok(Read { consumed: raw.0, event })
+        Ok(Read {
+            consumed: raw.0,
+            event,
+        })
     }
 
     /// Like [`read`](Self::read), but data payloads are returned as ranges of `input`.
-    pub fn read_raw(&mut self, input: &mut [u8], now: Instant) -> Result<(usize, Option<RawEvent>), Error> {
+    pub fn read_raw(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+    ) -> Result<(usize, Option<RawEvent>), Error> {
         if let Some(e) = &self.failed {
             return Err(match e {
                 Error::CloseTimeout | Error::PeerUnresponsive | Error::ConnectionReset => e.clone(),
@@ -520,9 +563,15 @@ impl<R: RandomSource> Connection<R> {
                 RxStage::Header(dec) => {
                     let (n, hdr) = dec.decode(&input[pos..])?;
                     pos += n;
-                    let Some(hdr) = hdr else { return Ok((pos, None)) };
+                    let Some(hdr) = hdr else {
+                        return Ok((pos, None));
+                    };
                     self.check_header(&hdr)?;
-                    self.rx = RxStage::Payload { hdr, remaining: hdr.payload_len, mask_off: 0 };
+                    self.rx = RxStage::Payload {
+                        hdr,
+                        remaining: hdr.payload_len,
+                        mask_off: 0,
+                    };
                     if hdr.payload_len == 0 {
                         return self.payload(input, pos, pos, now);
                     }
@@ -565,8 +614,17 @@ impl<R: RandomSource> Connection<R> {
                 if hdr.payload_len > self.config.max_message_size {
                     return Err(Error::MessageTooLarge);
                 }
-                let kind = if hdr.opcode == OpCode::Text { DataKind::Text } else { DataKind::Binary };
-                self.in_msg = Some(InMessage { kind, len: 0, utf8: Utf8Validator::new(), started: false });
+                let kind = if hdr.opcode == OpCode::Text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                };
+                self.in_msg = Some(InMessage {
+                    kind,
+                    len: 0,
+                    utf8: Utf8Validator::new(),
+                    started: false,
+                });
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control = ControlPayload::EMPTY,
         }
@@ -574,12 +632,25 @@ impl<R: RandomSource> Connection<R> {
     }
 
     /// Take payload bytes `input[start..avail]` for the current frame.
-    fn payload(&mut self, input: &mut [u8], start: usize, avail: usize, now: Instant) -> Result<(usize, Option<RawEvent>), Error> {
-        let RxStage::Payload { hdr, remaining, mask_off } = &mut self.rx else {
+    fn payload(
+        &mut self,
+        input: &mut [u8],
+        start: usize,
+        avail: usize,
+        now: Instant,
+    ) -> Result<(usize, Option<RawEvent>), Error> {
+        let RxStage::Payload {
+            hdr,
+            remaining,
+            mask_off,
+        } = &mut self.rx
+        else {
             return Ok((start, None));
         };
         let hdr = *hdr;
-        let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(avail - start);
+        let take = usize::try_from(*remaining)
+            .unwrap_or(usize::MAX)
+            .min(avail - start);
         let end = start + take;
         if let Some(key) = hdr.mask {
             *mask_off = apply_mask(&mut input[start..end], key, *mask_off);
@@ -620,7 +691,11 @@ impl<R: RandomSource> Connection<R> {
                     if !self.close_queued {
                         // Echo the code (§5.5.1); an empty close is answered with an empty one.
                         let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-                        let n = CloseFrame { code: frame.code, reason: "" }.write_body(&mut body);
+                        let n = CloseFrame {
+                            code: frame.code,
+                            reason: "",
+                        }
+                        .write_body(&mut body);
                         self.close_slot = Some(ControlPayload::new(&body[..n])?);
                         self.close_queued = true;
                     }
@@ -633,10 +708,14 @@ impl<R: RandomSource> Connection<R> {
             return Ok((end, Some(ev)));
         }
 
-        let Some(msg) = self.in_msg.as_mut() else { return Ok((end, None)) };
+        let Some(msg) = self.in_msg.as_mut() else {
+            return Ok((end, None));
+        };
         msg.len += take as u64;
         if msg.kind == DataKind::Text {
-            msg.utf8.feed(&input[start..end]).map_err(|_| Error::InvalidUtf8)?;
+            msg.utf8
+                .feed(&input[start..end])
+                .map_err(|_| Error::InvalidUtf8)?;
         }
         let message_end = frame_done && hdr.fin;
         if message_end && msg.kind == DataKind::Text {
@@ -646,7 +725,12 @@ impl<R: RandomSource> Connection<R> {
             // An empty non-final frame or no bytes yet: nothing to report.
             return Ok((end, None));
         }
-        let ev = RawEvent::Data { kind: msg.kind, range: start..end, message_start: !msg.started, message_end };
+        let ev = RawEvent::Data {
+            kind: msg.kind,
+            range: start..end,
+            message_start: !msg.started,
+            message_end,
+        };
         msg.started = true;
         if message_end {
             self.in_msg = None;
@@ -689,13 +773,24 @@ impl<R: RandomSource> Connection<R> {
     /// The first frame of a message sets its kind; later frames of the same message must
     /// pass the same kind and become continuations. `message_end` sets FIN. Sending is
     /// refused once a close was queued or received.
-    pub fn encode_frame(&mut self, kind: DataKind, payload_len: usize, message_end: bool) -> Result<OutFrame, Error> {
+    pub fn encode_frame(
+        &mut self,
+        kind: DataKind,
+        payload_len: usize,
+        message_end: bool,
+    ) -> Result<OutFrame, Error> {
         self.encode_frame_rsv(kind, payload_len, message_end, 0)
     }
 
     /// [`encode_frame`](Self::encode_frame) with reserved bits set by an extension on the
     /// first frame of a message.
-    pub fn encode_frame_rsv(&mut self, kind: DataKind, payload_len: usize, message_end: bool, rsv: u8) -> Result<OutFrame, Error> {
+    pub fn encode_frame_rsv(
+        &mut self,
+        kind: DataKind,
+        payload_len: usize,
+        message_end: bool,
+        rsv: u8,
+    ) -> Result<OutFrame, Error> {
         if self.close_queued || self.close_received.is_some() || self.failed.is_some() {
             return Err(Error::ConnectionClosed);
         }
@@ -704,7 +799,11 @@ impl<R: RandomSource> Connection<R> {
             Some(_) => return Err(Error::MessageInProgress),
             None => kind.opcode(),
         };
-        let rsv = if opcode == OpCode::Continuation { 0 } else { rsv & 0x7 };
+        let rsv = if opcode == OpCode::Continuation {
+            0
+        } else {
+            rsv & 0x7
+        };
         self.tx_msg = if message_end { None } else { Some(kind) };
         Ok(self.out_frame(opcode, rsv, message_end, payload_len as u64))
     }
@@ -718,10 +817,20 @@ impl<R: RandomSource> Connection<R> {
             }
             Role::Server => None,
         };
-        let hdr = FrameHeader { fin, rsv, opcode, mask, payload_len };
+        let hdr = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len,
+        };
         let mut header = [0u8; MAX_HEADER_LEN];
         let header_len = hdr.encode(&mut header) as u8;
-        OutFrame { header, header_len, masker: mask.map(Masker::new) }
+        OutFrame {
+            header,
+            header_len,
+            masker: mask.map(Masker::new),
+        }
     }
 
     /// Whether a fragmented outgoing message is open (its last frame not yet encoded).
@@ -737,7 +846,12 @@ impl<R: RandomSource> Connection<R> {
     /// Encode a whole message into `out` (headers and masked payload), fragmented at
     /// `max_send_frame_size`. Returns the bytes written; on [`Error::BufferTooSmall`]
     /// nothing is sent and the connection is unchanged.
-    pub fn encode_message_into(&mut self, kind: DataKind, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn encode_message_into(
+        &mut self,
+        kind: DataKind,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let need: usize = self
             .fragments(payload.len())
             .map(|(r, _)| r.len() + header_len_for(r.len(), self.role))
@@ -800,7 +914,9 @@ impl<R: RandomSource> Connection<R> {
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has a frame to give.
     pub fn has_transmit(&self) -> bool {
-        self.pong_slot.is_some() || self.ping_slot.is_some() || (self.close_slot.is_some() && !self.close_sent)
+        self.pong_slot.is_some()
+            || self.ping_slot.is_some()
+            || (self.close_slot.is_some() && !self.close_sent)
     }
 
     /// The next control frame the core owes the peer: pong, then ping, then close. Call
@@ -820,7 +936,11 @@ impl<R: RandomSource> Connection<R> {
             return None;
         };
         let mut f = self.out_frame(op, 0, true, u64::from(payload.len));
-        let mut t = Transmit { buf: [0; MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD], len: 0, kind: op };
+        let mut t = Transmit {
+            buf: [0; MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD],
+            len: 0,
+            kind: op,
+        };
         let h = f.header();
         let hl = h.len();
         t.buf[..hl].copy_from_slice(h);
@@ -886,13 +1006,19 @@ impl<R: RandomSource> Connection<R> {
         if self.close_queued || self.close_received.is_some() {
             return Ok(());
         }
-        let Some(interval) = self.config.keepalive_interval else { return Ok(()) };
+        let Some(interval) = self.config.keepalive_interval else {
+            return Ok(());
+        };
         match self.keepalive_ping {
             Some(sent) if now >= sent + self.config.pong_timeout => {
                 self.fail(Error::PeerUnresponsive);
                 // The peer is gone; still tell it why, in case only its replies are lost.
                 let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-                let n = CloseFrame { code: CloseCode::GOING_AWAY, reason: "keepalive timeout" }.write_body(&mut body);
+                let n = CloseFrame {
+                    code: CloseCode::GOING_AWAY,
+                    reason: "keepalive timeout",
+                }
+                .write_body(&mut body);
                 self.close_slot = ControlPayload::new(&body[..n]).ok();
                 self.close_queued = true;
                 Err(Error::PeerUnresponsive)
@@ -933,7 +1059,11 @@ mod owned {
         /// `Ok(None)` when `input` holds no complete message yet — read more and call
         /// again. Pings, pongs and the peer's close are returned as messages too (with
         /// `auto_pong` the answer is already queued).
-        pub fn read_message(&mut self, input: &mut BytesMut, now: Instant) -> Result<Option<Message>, Error> {
+        pub fn read_message(
+            &mut self,
+            input: &mut BytesMut,
+            now: Instant,
+        ) -> Result<Option<Message>, Error> {
             loop {
                 let (consumed, ev) = self.read_raw(&mut input[..], now)?;
                 let Some(ev) = ev else {
@@ -944,7 +1074,12 @@ mod owned {
                     continue;
                 };
                 let msg = match ev {
-                    RawEvent::Data { kind, range, message_start, message_end } => {
+                    RawEvent::Data {
+                        kind,
+                        range,
+                        message_start,
+                        message_end,
+                    } => {
                         if message_start && message_end {
                             input.advance(range.start);
                             let payload = input.split_to(range.len()).freeze();
@@ -957,14 +1092,18 @@ mod owned {
                             continue;
                         }
                         let payload = self.assembly.split().freeze();
-                        data_message(kind, payload)
+                        return Ok(Some(data_message(kind, payload)));
                     }
                     RawEvent::Ping(p) => Message::Ping(bytes::Bytes::copy_from_slice(p.as_bytes())),
                     RawEvent::Pong(p) => Message::Pong(bytes::Bytes::copy_from_slice(p.as_bytes())),
-                    RawEvent::Close(c) => Message::Close((c.code() != CloseCode::NO_STATUS).then(|| OwnedCloseFrame {
-                        code: c.code(),
-                        reason: Utf8Bytes::from(alloc::string::String::from(c.reason())),
-                    })),
+                    RawEvent::Close(c) => {
+                        Message::Close((c.code() != CloseCode::NO_STATUS).then(|| {
+                            OwnedCloseFrame {
+                                code: c.code(),
+                                reason: Utf8Bytes::from(alloc::string::String::from(c.reason())),
+                            }
+                        }))
+                    }
                 };
                 input.advance(consumed);
                 return Ok(Some(msg));
@@ -973,7 +1112,12 @@ mod owned {
 
         /// Encode a whole data message (headers and masked payload) into `out`,
         /// fragmented at `max_send_frame_size`.
-        pub fn encode_message(&mut self, kind: DataKind, payload: &[u8], out: &mut BytesMut) -> Result<(), Error> {
+        pub fn encode_message(
+            &mut self,
+            kind: DataKind,
+            payload: &[u8],
+            out: &mut BytesMut,
+        ) -> Result<(), Error> {
             if self.close_queued || self.close_received.is_some() || self.failed.is_some() {
                 return Err(Error::ConnectionClosed);
             }
@@ -1011,7 +1155,13 @@ mod tests {
     fn frame(op: u8, payload: &[u8], mask: Option<[u8; 4]>) -> ([u8; 256], usize) {
         let mut out = [0u8; 256];
         let opcode = OpCode::from_u8(op & 0xf).unwrap();
-        let h = FrameHeader { fin: op & 0x80 != 0, rsv: (op >> 4) & 7, opcode, mask, payload_len: payload.len() as u64 };
+        let h = FrameHeader {
+            fin: op & 0x80 != 0,
+            rsv: (op >> 4) & 7,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
         let mut hb = [0u8; MAX_HEADER_LEN];
         let n = h.encode(&mut hb);
         out[..n].copy_from_slice(&hb[..n]);
@@ -1064,9 +1214,14 @@ mod tests {
         assert_eq!(&pong[..], &[0x8a, 0x03, b'a', b'b', b'c']);
         let (mut f, n) = frame(0x88, &[0x03, 0xe8, b'b', b'y', b'e'], K);
         let r = c.read(&mut f[..n], t(2)).unwrap();
-        assert!(matches!(r.event, Some(Event::Close(rc)) if rc.code() == CloseCode::NORMAL && rc.reason() == "bye"));
+        assert!(
+            matches!(r.event, Some(Event::Close(rc)) if rc.code() == CloseCode::NORMAL && rc.reason() == "bye")
+        );
         assert_eq!(c.state(), State::CloseReceived);
-        assert_eq!(c.encode_frame(DataKind::Text, 1, true).unwrap_err(), Error::ConnectionClosed);
+        assert_eq!(
+            c.encode_frame(DataKind::Text, 1, true).unwrap_err(),
+            Error::ConnectionClosed
+        );
         let echo = c.poll_transmit().unwrap();
         assert_eq!(&echo[..], &[0x88, 0x02, 0x03, 0xe8]);
         assert_eq!(c.state(), State::Closed);
@@ -1082,11 +1237,18 @@ mod tests {
         let (mut f, n) = frame(0x88, &[0x03, 0xe8], None);
         c.read(&mut f[..n], t(10)).unwrap();
         assert_eq!(c.state(), State::Closed);
-        assert!(!c.wants_close_transport(), "client waits for the server's FIN");
+        assert!(
+            !c.wants_close_transport(),
+            "client waits for the server's FIN"
+        );
         assert_eq!(c.poll_timeout(), Some(t(5_010)));
         assert_eq!(c.handle_timeout(t(5_009)), Ok(()));
         assert!(!c.wants_close_transport());
-        assert_eq!(c.handle_timeout(t(5_010)), Ok(()), "a completed handshake is not an error");
+        assert_eq!(
+            c.handle_timeout(t(5_010)),
+            Ok(()),
+            "a completed handshake is not an error"
+        );
         assert!(c.wants_close_transport());
         assert_eq!(c.poll_timeout(), None);
     }
@@ -1100,7 +1262,10 @@ mod tests {
         assert_eq!(ping.opcode(), OpCode::Ping);
         assert_eq!(c.poll_timeout(), Some(t(50_000)));
         assert_eq!(c.handle_timeout(t(50_000)), Err(Error::PeerUnresponsive));
-        assert_eq!(Error::PeerUnresponsive.close_code(), Some(CloseCode::ABNORMAL));
+        assert_eq!(
+            Error::PeerUnresponsive.close_code(),
+            Some(CloseCode::ABNORMAL)
+        );
         let close = c.poll_transmit().unwrap();
         assert_eq!(&close[2..4], &1001u16.to_be_bytes());
         assert_eq!(c.state(), State::Closed);
@@ -1123,10 +1288,18 @@ mod tests {
     fn frames_after_peer_close_are_discarded() {
         let mut c = server();
         let (mut f, n) = frame(0x88, &[], K);
-        assert!(matches!(c.read(&mut f[..n], t(0)).unwrap().event, Some(Event::Close(rc)) if rc.code() == CloseCode::NO_STATUS));
+        assert!(
+            matches!(c.read(&mut f[..n], t(0)).unwrap().event, Some(Event::Close(rc)) if rc.code() == CloseCode::NO_STATUS)
+        );
         assert_eq!(&c.poll_transmit().unwrap()[..], &[0x88, 0x00]);
         let (mut f, n) = frame(0x81, b"late", K);
-        assert_eq!(c.read(&mut f[..n], t(0)).unwrap(), Read { consumed: n, event: None });
+        assert_eq!(
+            c.read(&mut f[..n], t(0)).unwrap(),
+            Read {
+                consumed: n,
+                event: None
+            }
+        );
     }
 
     #[test]
@@ -1144,12 +1317,18 @@ mod tests {
         let mut c = server();
         let f = c.encode_frame(DataKind::Text, 3, false).unwrap();
         assert_eq!(f.header(), &[0x01, 0x03]);
-        assert_eq!(c.encode_frame(DataKind::Binary, 1, true).unwrap_err(), Error::MessageInProgress);
+        assert_eq!(
+            c.encode_frame(DataKind::Binary, 1, true).unwrap_err(),
+            Error::MessageInProgress
+        );
         let f = c.encode_frame(DataKind::Text, 2, true).unwrap();
         assert_eq!(f.header(), &[0x80, 0x02]);
         assert!(!c.is_sending_message());
         assert_eq!(c.ping(&[0; 126], t(0)), Err(Error::ControlPayloadTooLong));
-        assert_eq!(c.close(CloseCode::ABNORMAL, "", t(0)), Err(Error::CloseCodeNotSendable(1006)));
+        assert_eq!(
+            c.close(CloseCode::ABNORMAL, "", t(0)),
+            Err(Error::CloseCodeNotSendable(1006))
+        );
     }
 
     #[test]

@@ -135,8 +135,13 @@ impl Error {
     pub fn http_status(&self) -> Option<u16> {
         use Error::*;
         Some(match self {
-            MalformedHttp | MissingHost | MissingUpgrade | MissingConnectionUpgrade
-            | InvalidKey | InvalidHeader(_) | UnsupportedHttpVersion => 400,
+            MalformedHttp
+            | MissingHost
+            | MissingUpgrade
+            | MissingConnectionUpgrade
+            | InvalidKey
+            | InvalidHeader(_)
+            | UnsupportedHttpVersion => 400,
             MethodNotGet => 405,
             HandshakeTimeout => 408,
             UnsupportedVersion => 426,
@@ -150,30 +155,48 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
         match self {
-            ReservedBitsSet => f.write_str("reserved bit set without a negotiated extension (RFC 6455 §5.2)"),
+            ReservedBitsSet => {
+                f.write_str("reserved bit set without a negotiated extension (RFC 6455 §5.2)")
+            }
             UnknownOpcode(op) => write!(f, "reserved opcode {op:#x} (RFC 6455 §5.2)"),
             FragmentedControlFrame => f.write_str("fragmented control frame (RFC 6455 §5.5)"),
-            ControlFrameTooLong => f.write_str("control frame payload over 125 bytes (RFC 6455 §5.5)"),
-            UnexpectedContinuation => f.write_str("continuation frame without a message to continue (RFC 6455 §5.4)"),
-            ExpectedContinuation => f.write_str("new data frame inside a fragmented message (RFC 6455 §5.4)"),
+            ControlFrameTooLong => {
+                f.write_str("control frame payload over 125 bytes (RFC 6455 §5.5)")
+            }
+            UnexpectedContinuation => {
+                f.write_str("continuation frame without a message to continue (RFC 6455 §5.4)")
+            }
+            ExpectedContinuation => {
+                f.write_str("new data frame inside a fragmented message (RFC 6455 §5.4)")
+            }
             UnmaskedFrame => f.write_str("client frame not masked (RFC 6455 §5.1)"),
             MaskedFrame => f.write_str("server frame masked (RFC 6455 §5.1)"),
             NonMinimalLength => f.write_str("payload length not minimally encoded (RFC 6455 §5.2)"),
-            LengthMsbSet => f.write_str("most significant bit of 64-bit length set (RFC 6455 §5.2)"),
+            LengthMsbSet => {
+                f.write_str("most significant bit of 64-bit length set (RFC 6455 §5.2)")
+            }
             InvalidCloseCode(c) => write!(f, "close code {c} may not be sent (RFC 6455 §7.4)"),
             InvalidClosePayload => f.write_str("one-byte close payload (RFC 6455 §5.5.1)"),
-            InvalidUtf8 => f.write_str("invalid UTF-8 in text message or close reason (RFC 6455 §8.1)"),
+            InvalidUtf8 => {
+                f.write_str("invalid UTF-8 in text message or close reason (RFC 6455 §8.1)")
+            }
             FrameTooLarge => f.write_str("frame larger than max_frame_size"),
             MessageTooLarge => f.write_str("message larger than max_message_size"),
-            PeerUnresponsive => f.write_str("peer did not answer keepalive within the pong deadline"),
+            PeerUnresponsive => {
+                f.write_str("peer did not answer keepalive within the pong deadline")
+            }
             CloseTimeout => f.write_str("peer did not complete the closing handshake in time"),
             HandshakeTimeout => f.write_str("opening handshake did not complete in time"),
             ConnectionReset => f.write_str("peer closed the transport without a closing handshake"),
             ConnectionClosed => f.write_str("connection is closing or closed"),
             MessageInProgress => f.write_str("a fragmented message is still being sent"),
             NoMessageInProgress => f.write_str("no fragmented message is being sent"),
-            ControlPayloadTooLong => f.write_str("control payload over 125 bytes or close reason over 123 bytes (RFC 6455 §5.5)"),
-            CloseCodeNotSendable(c) => write!(f, "close code {c} may not be sent (RFC 6455 §7.4.1)"),
+            ControlPayloadTooLong => f.write_str(
+                "control payload over 125 bytes or close reason over 123 bytes (RFC 6455 §5.5)",
+            ),
+            CloseCodeNotSendable(c) => {
+                write!(f, "close code {c} may not be sent (RFC 6455 §7.4.1)")
+            }
             BufferTooSmall => f.write_str("output buffer too small"),
             PayloadLengthMismatch => f.write_str("payload length differs from the frame header"),
             MalformedHttp => f.write_str("malformed HTTP head"),
@@ -183,12 +206,22 @@ impl fmt::Display for Error {
             UnsupportedHttpVersion => f.write_str("handshake is not HTTP/1.1 (RFC 6455 §4.2.1)"),
             MissingHost => f.write_str("missing Host header (RFC 6455 §4.2.1)"),
             MissingUpgrade => f.write_str("missing `Upgrade: websocket` (RFC 6455 §4.2.1)"),
-            MissingConnectionUpgrade => f.write_str("`Connection` lacks the `upgrade` token (RFC 6455 §4.2.1)"),
-            InvalidKey => f.write_str("Sec-WebSocket-Key missing or not base64 of 16 bytes (RFC 6455 §4.2.1)"),
+            MissingConnectionUpgrade => {
+                f.write_str("`Connection` lacks the `upgrade` token (RFC 6455 §4.2.1)")
+            }
+            InvalidKey => {
+                f.write_str("Sec-WebSocket-Key missing or not base64 of 16 bytes (RFC 6455 §4.2.1)")
+            }
             UnsupportedVersion => f.write_str("Sec-WebSocket-Version is not 13 (RFC 6455 §4.2.1)"),
-            InvalidAccept => f.write_str("Sec-WebSocket-Accept does not match the key (RFC 6455 §4.1)"),
-            UnofferedSubprotocol => f.write_str("server chose a subprotocol that was not offered (RFC 6455 §4.1)"),
-            UnofferedExtension => f.write_str("server answered with an extension that was not offered (RFC 6455 §4.1)"),
+            InvalidAccept => {
+                f.write_str("Sec-WebSocket-Accept does not match the key (RFC 6455 §4.1)")
+            }
+            UnofferedSubprotocol => {
+                f.write_str("server chose a subprotocol that was not offered (RFC 6455 §4.1)")
+            }
+            UnofferedExtension => f.write_str(
+                "server answered with an extension that was not offered (RFC 6455 §4.1)",
+            ),
             InvalidHeader(h) => write!(f, "invalid or duplicate {h} header"),
             InvalidRequest(what) => write!(f, "invalid handshake parameter: {what}"),
         }

@@ -159,7 +159,16 @@ impl FrameHeader {
             let at = 2 + ext;
             [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]
         });
-        Ok(Some((FrameHeader { fin, rsv, opcode, mask, payload_len }, total)))
+        Ok(Some((
+            FrameHeader {
+                fin,
+                rsv,
+                opcode,
+                mask,
+                payload_len,
+            },
+            total,
+        )))
     }
 }
 
@@ -173,7 +182,10 @@ pub struct HeaderDecoder {
 impl HeaderDecoder {
     /// A decoder waiting for the first byte of a header.
     pub const fn new() -> Self {
-        HeaderDecoder { buf: [0; MAX_HEADER_LEN], have: 0 }
+        HeaderDecoder {
+            buf: [0; MAX_HEADER_LEN],
+            have: 0,
+        }
     }
 
     /// Feed bytes; returns how many were consumed and the header once complete. Bytes
@@ -240,7 +252,10 @@ mod tests {
     fn rfc_5_7_examples() {
         // Single-frame unmasked text "Hello".
         let (h, n) = dec(&[0x81, 0x05, 0x48, 0x65]).unwrap().unwrap();
-        assert_eq!((h.fin, h.opcode, h.payload_len, h.mask, n), (true, OpCode::Text, 5, None, 2));
+        assert_eq!(
+            (h.fin, h.opcode, h.payload_len, h.mask, n),
+            (true, OpCode::Text, 5, None, 2)
+        );
         // Masked "Hello".
         let (h, n) = dec(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d]).unwrap().unwrap();
         assert_eq!((h.mask, n), (Some([0x37, 0xfa, 0x21, 0x3d]), 6));
@@ -252,7 +267,14 @@ mod tests {
         // Unmasked ping "Hello".
         assert_eq!(dec(&[0x89, 0x05]).unwrap().unwrap().0.opcode, OpCode::Ping);
         // 256-byte binary, 16-bit length; 64 KiB binary, 64-bit length.
-        assert_eq!(dec(&[0x82, 0x7e, 0x01, 0x00]).unwrap().unwrap().0.payload_len, 256);
+        assert_eq!(
+            dec(&[0x82, 0x7e, 0x01, 0x00])
+                .unwrap()
+                .unwrap()
+                .0
+                .payload_len,
+            256
+        );
         let h = [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0];
         assert_eq!(dec(&h).unwrap().unwrap().0.payload_len, 65536);
     }
@@ -265,8 +287,14 @@ mod tests {
         assert_eq!(dec(&[0x09, 0x00]), Err(Error::FragmentedControlFrame));
         assert_eq!(dec(&[0x89, 0x7e]), Err(Error::ControlFrameTooLong));
         assert_eq!(dec(&[0x82, 0x7e, 0x00, 0x7d]), Err(Error::NonMinimalLength));
-        assert_eq!(dec(&[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), Err(Error::NonMinimalLength));
-        assert_eq!(dec(&[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0]), Err(Error::LengthMsbSet));
+        assert_eq!(
+            dec(&[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff]),
+            Err(Error::NonMinimalLength)
+        );
+        assert_eq!(
+            dec(&[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::LengthMsbSet)
+        );
         assert_eq!(dec(&[0x82, 0x7e, 0x01]), Ok(None));
     }
 
@@ -274,7 +302,13 @@ mod tests {
     fn encode_decode_each_length_class() {
         for len in [0u64, 125, 126, 0xffff, 0x1_0000, (1 << 63) - 1] {
             for mask in [None, Some([1, 2, 3, 4])] {
-                let h = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, mask, payload_len: len };
+                let h = FrameHeader {
+                    fin: true,
+                    rsv: 0,
+                    opcode: OpCode::Binary,
+                    mask,
+                    payload_len: len,
+                };
                 let mut out = [0; MAX_HEADER_LEN];
                 let n = h.encode(&mut out);
                 assert_eq!(n, h.encoded_len());
@@ -287,7 +321,13 @@ mod tests {
     #[test]
     fn decoder_one_byte_at_a_time_never_eats_payload() {
         let mut wire = [0u8; 20];
-        let h = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Text, mask: Some([9, 8, 7, 6]), payload_len: 300 };
+        let h = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Text,
+            mask: Some([9, 8, 7, 6]),
+            payload_len: 300,
+        };
         let mut out = [0; MAX_HEADER_LEN];
         let n = h.encode(&mut out);
         wire[..n].copy_from_slice(&out[..n]);

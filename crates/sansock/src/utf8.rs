@@ -22,14 +22,19 @@ pub struct InvalidUtf8;
 impl Utf8Validator {
     /// A validator at the start of a string.
     pub const fn new() -> Self {
-        Utf8Validator { pending: [0; 4], pending_len: 0 }
+        Utf8Validator {
+            pending: [0; 4],
+            pending_len: 0,
+        }
     }
 
     /// Validate the next chunk. Fails as soon as the bytes seen so far are not a prefix
     /// of any valid UTF-8 string.
     pub fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
         while self.pending_len > 0 {
-            let Some((&b, rest)) = input.split_first() else { return Ok(()) };
+            let Some((&b, rest)) = input.split_first() else {
+                return Ok(());
+            };
             input = rest;
             self.pending[usize::from(self.pending_len)] = b;
             self.pending_len += 1;

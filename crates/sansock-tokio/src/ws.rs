@@ -1,0 +1,756 @@
+//! The WebSocket connection over any `AsyncRead + AsyncWrite` stream.
+//!
+//! All protocol logic lives in [`sansock::Connection`]; this module only moves bytes
+//! between it and the stream, and drives its timers with `tokio::time`.
+//!
+//! # Flush semantics and backpressure
+//! Outgoing frames are encoded into a write buffer. [`WebSocket::send`] encodes and then
+//! flushes: when it returns `Ok`, every byte of the message was handed to the stream and
+//! the stream was flushed. `Sink::start_send` (and [`WebSocket::feed`]) only encode;
+//! `poll_ready` flushes first whenever the buffer holds `max_write_buffer` bytes or
+//! more, so a slow peer makes senders wait instead of growing memory. A write error is
+//! sticky: every later send returns it, nothing is silently dropped.
+//!
+//! # Cancel safety
+//! [`WebSocket::recv`] (and [`ReadHalf::recv`]) keep all progress in the connection, not
+//! in the future: dropping a `recv` future (for example when another branch of
+//! `tokio::select!` wins) loses no bytes and no message; the next `recv` continues where
+//! it stopped. `send` is not cancel-safe in the same way: a cancelled `send` may leave
+//! the message encoded but unflushed; the next `send` or `flush` delivers it.
+//!
+//! # Memory
+//! Buffers start empty and grow with traffic: the read buffer reserves `read_chunk`
+//! bytes only while reading, and both buffers are released when they drain after a
+//! large message, so an idle connection holds about `read_chunk` bytes of buffer plus
+//! the connection state.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_core::Stream;
+use futures_sink::Sink;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use sansock::conn::RawEvent;
+use sansock::{CloseCode, Connection, DataKind, Message, RandomSource, Role, State};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+use tracing::{Span, debug, trace, warn};
+
+use crate::Error;
+
+/// Settings of a connection: the core's limits and timers plus the adapter's buffers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Limits and timers of the protocol (see [`sansock::Config`]).
+    pub protocol: sansock::Config,
+    /// `send` waits (flushes) once this many bytes are buffered.
+    pub max_write_buffer: usize,
+    /// Bytes reserved for each read from the stream.
+    pub read_chunk: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            protocol: sansock::Config::default(),
+            max_write_buffer: 128 << 10,
+            read_chunk: 4 << 10,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults with the given protocol limits and timers.
+    pub fn with_protocol(protocol: sansock::Config) -> Self {
+        Config {
+            protocol,
+            ..Config::default()
+        }
+    }
+}
+
+/// Masking keys for clients, drawn from a ChaCha generator seeded by the OS.
+#[derive(Debug)]
+pub(crate) struct MaskRng(Option<Box<StdRng>>);
+
+impl MaskRng {
+    pub(crate) fn for_role(role: Role) -> Self {
+        match role {
+            Role::Client => MaskRng(Some(Box::new(StdRng::from_os_rng()))),
+            Role::Server => MaskRng(None),
+        }
+    }
+}
+
+impl RandomSource for MaskRng {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        if let Some(rng) = &mut self.0 {
+            rand::RngCore::fill_bytes(rng.as_mut(), dest);
+        }
+    }
+}
+
+/// The part of a connection both halves touch: the protocol state and the write side.
+struct Shared<S> {
+    conn: Connection<MaskRng>,
+    wr: tokio::io::WriteHalf<S>,
+    wbuf: BytesMut,
+    epoch: tokio::time::Instant,
+    max_write_buffer: usize,
+    write_error: Option<io::ErrorKind>,
+    shut_down: bool,
+    span: Span,
+}
+
+impl<S: AsyncRead + AsyncWrite> Shared<S> {
+    fn now(&self) -> sansock::Instant {
+        sansock::Instant::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// Move the control frames the core owes into the write buffer. The buffer only ever
+    /// holds whole frames, so this is always a frame boundary.
+    fn queue_transmits(&mut self) {
+        while let Some(t) = self.conn.poll_transmit() {
+            trace!(parent: &self.span, opcode = ?t.opcode(), "control frame queued");
+            self.wbuf.extend_from_slice(&t);
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), Error> {
+        match self.write_error {
+            Some(kind) => Err(Error::Io(io::Error::new(kind, "an earlier write failed"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Write the buffer out and flush the stream.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.check_writable()?;
+        self.queue_transmits();
+        while !self.wbuf.is_empty() {
+            match ready!(Pin::new(&mut self.wr).poll_write(cx, &self.wbuf)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(self.write_failed(io::ErrorKind::WriteZero.into())));
+                }
+                Ok(n) => self.wbuf.advance(n),
+                Err(e) => return Poll::Ready(Err(self.write_failed(e))),
+            }
+        }
+        if self.wbuf.capacity() > self.max_write_buffer {
+            // Give a burst's memory back instead of keeping it per idle connection.
+            self.wbuf = BytesMut::new();
+        }
+        if let Err(e) = ready!(Pin::new(&mut self.wr).poll_flush(cx)) {
+            return Poll::Ready(Err(self.write_failed(e)));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn write_failed(&mut self, e: io::Error) -> Error {
+        warn!(parent: &self.span, error = %e, "write failed");
+        self.write_error = Some(e.kind());
+        Error::Io(e)
+    }
+
+    /// Flush, then close the transport if the core says it is time.
+    fn poll_flush_and_maybe_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_flush(cx))?;
+        if self.conn.wants_close_transport() && !self.shut_down {
+            // A peer that already went away makes shutdown fail; the connection is over
+            // either way.
+            let _ = ready!(Pin::new(&mut self.wr).poll_shutdown(cx));
+            self.shut_down = true;
+            debug!(parent: &self.span, "transport closed");
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn encode(&mut self, msg: Message) -> Result<(), Error> {
+        self.check_writable()?;
+        let now = self.now();
+        match msg {
+            Message::Text(t) => {
+                self.conn
+                    .encode_message(DataKind::Text, t.as_bytes(), &mut self.wbuf)?
+            }
+            Message::Binary(b) => self
+                .conn
+                .encode_message(DataKind::Binary, &b, &mut self.wbuf)?,
+            Message::Ping(p) => self.conn.ping(&p, now)?,
+            Message::Pong(p) => self.conn.pong(&p)?,
+            Message::Close(frame) => {
+                let (code, reason) = match &frame {
+                    Some(f) => (f.code, f.reason.as_str()),
+                    None => (CloseCode::NO_STATUS, ""),
+                };
+                debug!(parent: &self.span, code = code.0, reason, "closing");
+                self.conn.close(code, reason, now)?;
+            }
+        }
+        self.queue_transmits();
+        Ok(())
+    }
+}
+
+type SharedRef<S> = Arc<Mutex<Shared<S>>>;
+
+fn lock<S>(shared: &SharedRef<S>) -> MutexGuard<'_, Shared<S>> {
+    // A panic while holding the lock cannot leave the protocol state half-updated in a
+    // way that matters more than the panic itself; keep going with the inner value.
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One chunk of a message being received as a stream (see [`ReadHalf::recv_chunk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Text or binary.
+    pub kind: DataKind,
+    /// The bytes of this chunk. Text chunks may end inside a UTF-8 code point; the
+    /// message as a whole is validated.
+    pub data: Bytes,
+    /// The first chunk of a message.
+    pub message_start: bool,
+    /// The last chunk of a message.
+    pub message_end: bool,
+}
+
+/// The receiving half of a WebSocket. It still answers pings and the peer's close while
+/// the [`WriteHalf`] is idle or in another task.
+pub struct ReadHalf<S> {
+    rd: tokio::io::ReadHalf<S>,
+    rbuf: BytesMut,
+    read_chunk: usize,
+    shared: SharedRef<S>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<sansock::Instant>,
+    eof: bool,
+    done: bool,
+}
+
+/// The sending half of a WebSocket.
+pub struct WriteHalf<S> {
+    shared: SharedRef<S>,
+}
+
+/// A WebSocket connection over the stream `S` (a `TcpStream`, a TLS stream, or any
+/// `AsyncRead + AsyncWrite`).
+///
+/// ```no_run
+/// # async fn demo(ws: &mut sansock_tokio::WebSocket<tokio::net::TcpStream>) -> Result<(), sansock_tokio::Error> {
+/// use sansock_tokio::Message;
+/// ws.send(Message::text("hello")).await?;
+/// while let Some(msg) = ws.recv().await {
+///     match msg? {
+///         Message::Text(t) => println!("got {t}"),
+///         Message::Close(_) => break,
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct WebSocket<S> {
+    read: ReadHalf<S>,
+    write: WriteHalf<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
+    /// Wrap a stream whose opening handshake is complete. `leftover` holds bytes read
+    /// past the handshake; they belong to the connection.
+    pub fn from_upgraded(stream: S, role: Role, config: Config, leftover: Bytes) -> Self {
+        let span = tracing::debug_span!("websocket", role = ?role);
+        let epoch = tokio::time::Instant::now();
+        let conn = Connection::new(
+            role,
+            config.protocol.clone(),
+            MaskRng::for_role(role),
+            sansock::Instant::ZERO,
+        );
+        let (rd, wr) = tokio::io::split(stream);
+        let shared = Arc::new(Mutex::new(Shared {
+            conn,
+            wr,
+            wbuf: BytesMut::new(),
+            epoch,
+            max_write_buffer: config.max_write_buffer,
+            write_error: None,
+            shut_down: false,
+            span,
+        }));
+        let mut rbuf = BytesMut::new();
+        rbuf.extend_from_slice(&leftover);
+        WebSocket {
+            read: ReadHalf {
+                rd,
+                rbuf,
+                read_chunk: config.read_chunk.max(256),
+                shared: shared.clone(),
+                timer: Box::pin(tokio::time::sleep_until(epoch)),
+                timer_at: None,
+                eof: false,
+                done: false,
+            },
+            write: WriteHalf { shared },
+        }
+    }
+
+    /// Receive the next message; `None` once the connection is closed. Pings, pongs and
+    /// the peer's close are returned too (pings are answered automatically unless
+    /// `auto_pong` is off). Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.read.recv().await
+    }
+
+    /// Encode `msg` and flush it to the stream.
+    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.write.send(msg).await
+    }
+
+    /// Encode `msg` without flushing (waits first if the write buffer is full).
+    pub async fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.write.feed(msg).await
+    }
+
+    /// Flush everything encoded so far.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.write.flush().await
+    }
+
+    /// Send a close frame and wait (bounded by `close_timeout`) for the peer's close and
+    /// the end of the transport. Messages that arrive meanwhile are discarded.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.write.start_close(code, reason).await?;
+        while let Some(item) = self.read.recv().await {
+            if let Err(e) = item {
+                return match e {
+                    Error::Protocol(sansock::Error::CloseTimeout) => Ok(()),
+                    e => Err(e),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Split into halves that can live in different tasks.
+    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+        (self.read, self.write)
+    }
+
+    /// Put halves from [`split`](Self::split) back together.
+    pub fn reunite(
+        read: ReadHalf<S>,
+        write: WriteHalf<S>,
+    ) -> Result<Self, (ReadHalf<S>, WriteHalf<S>)> {
+        if Arc::ptr_eq(&read.shared, &write.shared) {
+            Ok(WebSocket { read, write })
+        } else {
+            Err((read, write))
+        }
+    }
+
+    /// The receiving half, for streaming reads.
+    pub fn reader(&mut self) -> &mut ReadHalf<S> {
+        &mut self.read
+    }
+
+    /// The sending half, for streaming writes.
+    pub fn writer(&mut self) -> &mut WriteHalf<S> {
+        &mut self.write
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> State {
+        self.write.state()
+    }
+
+    /// Round-trip time of the last answered ping.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.write.rtt()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
+    /// Receive the next whole message; see [`WebSocket::recv`]. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Receive the next chunk of a data message, so a message of any size streams
+    /// through in pieces no larger than the read buffer. Pings are answered and pongs
+    /// dropped on the way; after the peer's close this returns `None`. Do not mix with
+    /// [`recv`](Self::recv) in the middle of a message. Cancel-safe.
+    pub async fn recv_chunk(&mut self) -> Option<Result<Chunk, Error>> {
+        poll_fn(|cx| self.poll_recv_chunk(cx)).await
+    }
+
+    /// The peer's close frame, once received.
+    pub fn peer_close(&self) -> Option<(CloseCode, String)> {
+        lock(&self.shared)
+            .conn
+            .peer_close()
+            .map(|c| (c.code(), c.reason().to_owned()))
+    }
+
+    /// Poll for the next message.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.poll_next_with(cx, |sh, rbuf, now| sh.conn.read_message(rbuf, now))
+    }
+
+    /// Poll for the next chunk.
+    pub fn poll_recv_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk, Error>>> {
+        self.poll_next_with(cx, |sh, rbuf, now| {
+            loop {
+                let (consumed, ev) = sh.conn.read_raw(&mut rbuf[..], now)?;
+                match ev {
+                    Some(RawEvent::Data {
+                        kind,
+                        range,
+                        message_start,
+                        message_end,
+                    }) => {
+                        rbuf.advance(range.start);
+                        let data = rbuf.split_to(range.len()).freeze();
+                        rbuf.advance(consumed - range.end);
+                        return Ok(Some(Chunk {
+                            kind,
+                            data,
+                            message_start,
+                            message_end,
+                        }));
+                    }
+                    Some(_) => rbuf.advance(consumed),
+                    None if consumed == 0 => return Ok(None),
+                    None => rbuf.advance(consumed),
+                }
+            }
+        })
+    }
+
+    fn poll_next_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut next: impl FnMut(
+            &mut Shared<S>,
+            &mut BytesMut,
+            sansock::Instant,
+        ) -> Result<Option<T>, sansock::Error>,
+    ) -> Poll<Option<Result<T, Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let shared = self.shared.clone();
+            let mut sh = lock(&shared);
+            let _enter = sh.span.clone().entered();
+            let now = sh.now();
+            match next(&mut sh, &mut self.rbuf, now) {
+                Ok(Some(item)) => {
+                    // Answer pings and echo a close without waiting for the writer; a
+                    // full socket just leaves it queued for the next poll.
+                    if let Poll::Ready(Err(e)) = sh.poll_flush_and_maybe_shutdown(cx) {
+                        self.done = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    return Poll::Ready(Some(Ok(item)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    debug!(error = %e, "connection failed");
+                    // Best effort: the close frame with the RFC's code, then the transport.
+                    let _ = sh.poll_flush_and_maybe_shutdown(cx);
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Error::Protocol(e))));
+                }
+            }
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * self.read_chunk {
+                self.rbuf = BytesMut::new();
+            }
+            match sh.poll_flush_and_maybe_shutdown(cx) {
+                Poll::Ready(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Ok(())) if sh.shut_down => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                _ => {}
+            }
+            if self.eof {
+                self.done = true;
+                return Poll::Ready(match sh.conn.handle_eof() {
+                    Ok(()) => None,
+                    Err(e) => Some(Err(Error::Protocol(e))),
+                });
+            }
+            // Timers: keepalive, pong deadline, closing handshake.
+            if let Some(at) = sh.conn.poll_timeout() {
+                if self.timer_at != Some(at) {
+                    self.timer_at = Some(at);
+                    let when = sh.epoch + Duration::from_millis(at.as_millis());
+                    self.timer.as_mut().reset(when);
+                }
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    self.timer_at = None;
+                    if let Err(e) = sh.conn.handle_timeout(now.max(at)) {
+                        debug!(error = %e, "timer fired");
+                        let _ = sh.poll_flush_and_maybe_shutdown(cx);
+                        self.done = true;
+                        return Poll::Ready(Some(Err(Error::Protocol(e))));
+                    }
+                    continue;
+                }
+            }
+            drop(_enter);
+            drop(sh);
+            if let Err(e) = ready!(self.poll_fill(cx)) {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+    }
+
+    /// Read more bytes from the stream into the read buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.rbuf.reserve(self.read_chunk);
+        match ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.rd),
+            cx,
+            &mut self.rbuf
+        )) {
+            Ok(0) => self.eof = true,
+            Ok(_) => {}
+            Err(e) => {
+                self.done = true;
+                let mut sh = lock(&self.shared);
+                let _ = sh.conn.handle_eof();
+                return Poll::Ready(Err(Error::Io(e)));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> WriteHalf<S> {
+    /// Encode `msg` and flush it; `Ok` means every byte reached the stream.
+    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.feed(msg).await?;
+        self.flush().await
+    }
+
+    /// Encode `msg` without flushing, waiting first while the write buffer is full.
+    pub async fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        lock(&self.shared).encode(msg.into())
+    }
+
+    /// Flush everything encoded so far.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_flush_and_maybe_shutdown(cx)).await
+    }
+
+    /// Send one frame of a message being streamed: `message_end` finishes it. Data longer
+    /// than `max_send_frame_size` becomes several frames. Memory stays bounded by the
+    /// write buffer, however long the message.
+    pub async fn send_chunk(
+        &mut self,
+        kind: DataKind,
+        data: &[u8],
+        message_end: bool,
+    ) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        {
+            let mut sh = lock(&self.shared);
+            sh.check_writable()?;
+            let max = sh.conn.config().max_send_frame_size.max(1);
+            let mut parts = data.chunks(max).peekable();
+            if parts.peek().is_none() {
+                let f = sh.conn.encode_frame(kind, 0, message_end)?;
+                sh.wbuf.extend_from_slice(f.header());
+            }
+            while let Some(part) = parts.next() {
+                let last = message_end && parts.peek().is_none();
+                let mut f = sh.conn.encode_frame(kind, part.len(), last)?;
+                sh.wbuf.extend_from_slice(f.header());
+                let at = sh.wbuf.len();
+                sh.wbuf.extend_from_slice(part);
+                f.mask(&mut sh.wbuf[at..]);
+            }
+            sh.queue_transmits();
+        }
+        if message_end {
+            self.flush().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stream a whole message from `reader`, `chunk` bytes per frame (at least 1).
+    pub async fn send_from_reader<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        kind: DataKind,
+        mut reader: R,
+        chunk: usize,
+    ) -> Result<u64, Error> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; chunk.max(1)];
+        let mut total = 0u64;
+        // Read one chunk ahead so the last frame can carry FIN.
+        let mut n = read_full(&mut reader, &mut buf).await?;
+        loop {
+            let mut next = vec![0u8; buf.len()];
+            let m = if n == buf.len() {
+                read_full(&mut reader, &mut next).await?
+            } else {
+                0
+            };
+            let last = m == 0;
+            self.send_chunk(kind, &buf[..n], last).await?;
+            total += n as u64;
+            if last {
+                return Ok(total);
+            }
+            buf = next;
+            n = m;
+        }
+
+        async fn read_full<R: tokio::io::AsyncRead + Unpin>(
+            r: &mut R,
+            buf: &mut [u8],
+        ) -> Result<usize, Error> {
+            let mut at = 0;
+            while at < buf.len() {
+                match r.read(&mut buf[at..]).await.map_err(Error::Io)? {
+                    0 => break,
+                    n => at += n,
+                }
+            }
+            Ok(at)
+        }
+    }
+
+    /// Queue a close frame and flush it. The [`ReadHalf`] sees the peer's answer and then
+    /// ends; the transport is closed as the RFC says.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.start_close(code, reason).await
+    }
+
+    async fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        {
+            let mut sh = lock(&self.shared);
+            let now = sh.now();
+            debug!(parent: &sh.span, code = code.0, reason, "closing");
+            sh.conn.close(code, reason, now)?;
+        }
+        self.flush().await
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> State {
+        lock(&self.shared).conn.state()
+    }
+
+    /// Round-trip time of the last answered ping.
+    pub fn rtt(&self) -> Option<Duration> {
+        lock(&self.shared).conn.rtt()
+    }
+
+    /// Bytes encoded but not yet written to the stream.
+    pub fn buffered(&self) -> usize {
+        lock(&self.shared).wbuf.len()
+    }
+
+    fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut sh = lock(&self.shared);
+        sh.check_writable()?;
+        if sh.wbuf.len() >= sh.max_write_buffer {
+            ready!(sh.poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Stream for ReadHalf<S> {
+    type Item = Result<Message, Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().read.poll_recv(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Sink<Message> for WriteHalf<S> {
+    type Error = Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_ready_inner(cx)
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        lock(&self.shared).encode(item)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_flush_and_maybe_shutdown(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut sh = lock(&self.shared);
+        if sh.conn.state() == State::Open {
+            let now = sh.now();
+            sh.conn.close(CloseCode::NORMAL, "", now)?;
+        }
+        sh.poll_flush_and_maybe_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().write).poll_ready(cx)
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        Pin::new(&mut self.get_mut().write).start_send(item)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().write).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().write).poll_close(cx)
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket").finish_non_exhaustive()
+    }
+}
+
+impl<S> std::fmt::Debug for ReadHalf<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadHalf")
+            .field("buffered", &self.rbuf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> std::fmt::Debug for WriteHalf<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteHalf").finish_non_exhaustive()
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send<T: Send>() {}
+#[allow(dead_code)]
+fn halves_are_send() {
+    assert_send::<ReadHalf<tokio::net::TcpStream>>();
+    assert_send::<WriteHalf<tokio::net::TcpStream>>();
+    assert_send::<WebSocket<tokio::net::TcpStream>>();
+}

@@ -1,0 +1,172 @@
+//! The connection layer over real loopback TCP, without the HTTP handshake.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use sansock::{CloseCode, DataKind, Message, Role};
+use sansock_tokio::{Config, Error, WebSocket};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+async fn pair(
+    server_cfg: Config,
+    client_cfg: Config,
+) -> (WebSocket<TcpStream>, WebSocket<TcpStream>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, server_cfg, Bytes::new());
+    let client = WebSocket::from_upgraded(c.unwrap(), Role::Client, client_cfg, Bytes::new());
+    (server, client)
+}
+
+#[tokio::test]
+async fn echo_text_binary_and_close() {
+    let (mut server, mut client) = pair(Config::default(), Config::default()).await;
+    let echo = tokio::spawn(async move {
+        while let Some(msg) = server.recv().await {
+            let msg = msg.unwrap();
+            if msg.is_data() {
+                server.send(msg).await.unwrap();
+            }
+        }
+        server
+    });
+    client.send(Message::text("héllo")).await.unwrap();
+    assert_eq!(
+        client.recv().await.unwrap().unwrap(),
+        Message::text("héllo")
+    );
+    let big = Bytes::from(vec![7u8; 300_000]);
+    client.send(Message::Binary(big.clone())).await.unwrap();
+    assert_eq!(client.recv().await.unwrap().unwrap(), Message::Binary(big));
+    client.close(CloseCode::NORMAL, "done").await.unwrap();
+    let server = echo.await.unwrap();
+    assert_eq!(server.state(), sansock::State::Closed);
+}
+
+#[tokio::test]
+async fn split_reader_answers_pings_while_writer_idle() {
+    let (server, mut client) = pair(Config::default(), Config::default()).await;
+    let (mut rd, _wr) = server.split();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(m) = rd.recv().await {
+            seen.push(m.unwrap());
+        }
+        seen
+    });
+    client
+        .send(Message::Ping(Bytes::from_static(b"p1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.recv().await.unwrap().unwrap(),
+        Message::Pong(Bytes::from_static(b"p1"))
+    );
+    assert!(client.rtt().is_some());
+    client.close(CloseCode::GOING_AWAY, "").await.unwrap();
+    let seen = reader.await.unwrap();
+    assert_eq!(seen[0], Message::Ping(Bytes::from_static(b"p1")));
+    assert!(matches!(&seen[1], Message::Close(Some(c)) if c.code == CloseCode::GOING_AWAY));
+}
+
+#[tokio::test]
+async fn sink_and_stream() {
+    let (mut server, mut client) = pair(Config::default(), Config::default()).await;
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = server.next().await {
+            if m.is_data() {
+                server.send(m).await.unwrap();
+            }
+        }
+    });
+    for i in 0..100 {
+        client.feed(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    for i in 0..100 {
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::text(format!("m{i}"))
+        );
+    }
+    SinkExt::close(&mut client).await.unwrap();
+}
+
+#[tokio::test]
+async fn protocol_error_gets_close_1002() {
+    // A "client" that writes an unmasked frame: the server must answer 1002 and close.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let mut raw = c.unwrap();
+    let mut server =
+        WebSocket::from_upgraded(s.unwrap().0, Role::Server, Config::default(), Bytes::new());
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &[0x81, 0x02, b'h', b'i'])
+        .await
+        .unwrap();
+    let err = server.recv().await.unwrap().unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Protocol(sansock::Error::UnmaskedFrame)
+    ));
+    assert_eq!(err.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+    let mut got = Vec::new();
+    raw.read_to_end(&mut got).await.unwrap();
+    assert_eq!(
+        got,
+        [0x88, 0x02, 0x03, 0xea],
+        "close 1002, then the server closed TCP"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_drops_silent_peer() {
+    let mut cfg = Config::default();
+    cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
+    cfg.protocol.pong_timeout = Duration::from_secs(3);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let mut silent = c.unwrap(); // reads nothing, answers nothing
+    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let started = tokio::time::Instant::now();
+    let err = server.recv().await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(sansock::Error::PeerUnresponsive)),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(8));
+    let mut got = Vec::new();
+    silent.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got[0], 0x89, "a keepalive ping went out first");
+}
+
+#[tokio::test]
+async fn streamed_chunks_round_trip() {
+    let (server, client) = pair(Config::default(), Config::default()).await;
+    let (mut srd, _swr) = server.split();
+    let (_crd, mut cwr) = client.split();
+    let sender = tokio::spawn(async move {
+        let data = vec![b'x'; 1 << 20];
+        cwr.send_from_reader(DataKind::Text, &data[..], 64 << 10)
+            .await
+            .unwrap();
+        cwr
+    });
+    let mut total = 0;
+    let mut ends = 0;
+    while let Some(chunk) = srd.recv_chunk().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.data.len() <= 64 << 10);
+        total += chunk.data.len();
+        if chunk.message_end {
+            ends += 1;
+            break;
+        }
+    }
+    assert_eq!((total, ends), (1 << 20, 1));
+    sender.await.unwrap();
+}
