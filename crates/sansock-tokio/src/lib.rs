@@ -3,11 +3,13 @@
 //! Runs the sans-IO `sansock` WebSocket core over tokio sockets. This part of the
 //! crate holds the pieces around a connection:
 //!
+//! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //!
 //! All failures are reported as the one [`Error`] type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod error;
 
 pub use error::Error;
