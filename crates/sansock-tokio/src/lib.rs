@@ -3,6 +3,7 @@
 //! Runs the sans-IO `sansock` WebSocket core over tokio sockets. This part of the
 //! crate holds the pieces around a connection:
 //!
+//! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //!
 //! All failures are reported as the one [`Error`] type.
@@ -11,5 +12,6 @@
 
 pub mod auth;
 pub mod error;
+pub mod url;
 
 pub use error::Error;
