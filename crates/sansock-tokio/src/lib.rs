@@ -5,12 +5,14 @@
 //!
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
+//! - [`cookies`]: a checked `Cookie` header;
 //!
 //! All failures are reported as the one [`Error`] type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod cookies;
 pub mod error;
 pub mod url;
 
