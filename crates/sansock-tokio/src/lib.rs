@@ -6,6 +6,7 @@
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //! - [`cookies`]: a checked `Cookie` header;
+//! - [`prefixed`]: a stream that replays bytes read ahead of the next layer.
 //!
 //! All failures are reported as the one [`Error`] type.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod cookies;
 pub mod error;
+pub mod prefixed;
 pub mod url;
 
 pub use error::Error;
