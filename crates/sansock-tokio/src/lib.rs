@@ -4,6 +4,7 @@
 //! crate holds the pieces around a connection:
 //!
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
+//! - [`proxy`]: HTTP `CONNECT` tunnels and proxy settings from the environment;
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //! - [`cookies`]: a checked `Cookie` header;
 //! - [`prefixed`]: a stream that replays bytes read ahead of the next layer.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod cookies;
 pub mod error;
 pub mod prefixed;
+pub mod proxy;
 pub mod url;
 
 pub use error::Error;
