@@ -4,6 +4,7 @@
 //! crate holds the pieces around a connection:
 //!
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
+//! - [`tls`]: rustls client and server configuration, mutual TLS, handshakes;
 //! - [`proxy`]: HTTP `CONNECT` tunnels and proxy settings from the environment;
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //! - [`cookies`]: a checked `Cookie` header;
@@ -18,6 +19,7 @@ pub mod cookies;
 pub mod error;
 pub mod prefixed;
 pub mod proxy;
+pub mod tls;
 pub mod url;
 
 pub use error::Error;
