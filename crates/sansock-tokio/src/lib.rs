@@ -1,12 +1,29 @@
 //! # sansock-tokio — WebSockets for tokio on the sansock core
 //!
 //! A thin adapter: [`sansock`] holds every protocol rule; this crate moves bytes between
-//! it and a tokio stream, drives its timers, and adds what a std host needs — TLS,
-//! proxies, authentication, the futures `Stream`/`Sink` traits.
+//! it and a tokio stream, drives its timers, and adds what a std host needs:
+//!
+//! - [`ws`]: the connection — `recv`/`send`, `Stream`/`Sink`, split halves, streaming;
+//! - [`handshake`]: the opening handshake over any stream, both roles;
+//! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
+//! - [`tls`]: rustls client and server configuration, mutual TLS, handshakes;
+//! - [`proxy`]: HTTP `CONNECT` tunnels and proxy settings from the environment;
+//! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
+//! - [`cookies`]: a checked `Cookie` header;
+//! - [`prefixed`]: a stream that replays bytes read ahead of the next layer.
+//!
+//! All failures are reported as the one [`Error`] type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod cookies;
 pub mod error;
+pub mod handshake;
+pub mod prefixed;
+pub mod proxy;
+pub mod tls;
+pub mod url;
 pub mod ws;
 
 pub use error::Error;
