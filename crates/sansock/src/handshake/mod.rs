@@ -6,8 +6,10 @@
 //! Answers and requests are written into any [`HttpWrite`] sink: a fixed
 //! [`SliceWriter`] without `alloc`, or a `Vec<u8>` / `BytesMut` with it.
 //!
+//! - [`client`]: [`ClientRequest`], [`ClientHandshake`], [`ResponseStatus`].
 //! - Shared views: [`Headers`], [`Subprotocols`], [`ExtensionOffers`].
 
+pub mod client;
 mod extensions;
 mod headers;
 mod write;
@@ -19,6 +21,9 @@ use sha1::{Digest, Sha1};
 use crate::config::{Config, MAX_HEADERS_LIMIT};
 use crate::error::Error;
 
+#[cfg(feature = "alloc")]
+pub use client::OwnedResponse;
+pub use client::{Accepted, ClientHandshake, ClientRequest, Rejected, ResponseStatus};
 pub use extensions::{ExtensionOffer, ExtensionOffers, ExtensionParams, ParamValue};
 pub use headers::{Cookies, GetAll, HeaderIter, Headers, Subprotocols, Tokens};
 pub use write::{Decimal, HttpWrite, SliceWriter};
