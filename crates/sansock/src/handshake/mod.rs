@@ -7,11 +7,14 @@
 //! [`SliceWriter`] without `alloc`, or a `Vec<u8>` / `BytesMut` with it.
 //!
 //! - [`client`]: [`ClientRequest`], [`ClientHandshake`], [`ResponseStatus`].
+//! - [`server`]: [`ServerHandshake`], [`Request`], [`write_accept`], [`write_reject`],
+//!   [`write_error`].
 //! - Shared views: [`Headers`], [`Subprotocols`], [`ExtensionOffers`].
 
 pub mod client;
 mod extensions;
 mod headers;
+pub mod server;
 mod write;
 
 use base64::Engine as _;
@@ -26,6 +29,11 @@ pub use client::OwnedResponse;
 pub use client::{Accepted, ClientHandshake, ClientRequest, Rejected, ResponseStatus};
 pub use extensions::{ExtensionOffer, ExtensionOffers, ExtensionParams, ParamValue};
 pub use headers::{Cookies, GetAll, HeaderIter, Headers, Subprotocols, Tokens};
+#[cfg(feature = "alloc")]
+pub use server::OwnedRequest;
+pub use server::{
+    Request, ServerHandshake, reason_phrase, write_accept, write_error, write_reject,
+};
 pub use write::{Decimal, HttpWrite, SliceWriter};
 
 /// The GUID appended to the client's key before hashing (RFC 6455 §1.3).
