@@ -104,6 +104,8 @@ pub enum Error {
     /// The caller-provided request or response parameters were invalid (bad header name,
     /// CR/LF in a value, empty host).
     InvalidRequest(&'static str),
+    /// A refusing handshake response announced a body larger than `max_header_bytes`.
+    BodyTooLarge,
 }
 
 impl Error {
@@ -224,6 +226,7 @@ impl fmt::Display for Error {
             ),
             InvalidHeader(h) => write!(f, "invalid or duplicate {h} header"),
             InvalidRequest(what) => write!(f, "invalid handshake parameter: {what}"),
+            BodyTooLarge => f.write_str("handshake response body larger than max_header_bytes"),
         }
     }
 }
