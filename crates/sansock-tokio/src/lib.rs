@@ -4,6 +4,7 @@
 //! it and a tokio stream, drives its timers, and adds what a std host needs:
 //!
 //! - [`ws`]: the connection — `recv`/`send`, `Stream`/`Sink`, split halves, streaming;
+//! - [`client`]: `connect("ws://…" | "wss://…")` and a builder for the rest;
 //! - [`handshake`]: the opening handshake over any stream, both roles;
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
 //! - [`tls`]: rustls client and server configuration, mutual TLS, handshakes;
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod cookies;
 pub mod error;
 pub mod handshake;
@@ -26,6 +28,8 @@ pub mod tls;
 pub mod url;
 pub mod ws;
 
+pub use client::{ClientBuilder, ClientStream, connect};
 pub use error::Error;
+pub use handshake::{Accept, Answer, PendingUpgrade, accept, accept_with, accept_with_config, client_handshake, read_request};
 pub use sansock::{CloseCode, DataKind, Message, OwnedCloseFrame, Role, State, Utf8Bytes};
 pub use ws::{Chunk, Config, ReadHalf, WebSocket, WriteHalf};
