@@ -167,7 +167,6 @@ impl ServerHandshake {
 }
 
 /// The value of a header that may appear at most once: `Err(())` if repeated.
-#[allow(clippy::result_unit_err)]
 fn single<'b>(headers: &Headers<'b>, name: &str) -> Result<Option<&'b [u8]>, ()> {
     let mut all = headers.get_all(name);
     let first = all.next();
