@@ -504,6 +504,10 @@ fn server_writers_refuse_injection() {
         Err(Error::InvalidRequest("malformed extension list"))
     );
     assert_eq!(
+        write_accept(KEY, None, Some(""), &[], &mut out),
+        Err(Error::InvalidRequest("malformed extension list"))
+    );
+    assert_eq!(
         write_reject(200, &[("Content-Length", "0")], b"", &mut out),
         Err(Error::InvalidRequest(
             "header is written by the handshake itself"
@@ -612,7 +616,15 @@ fn client_request_bytes() {
 
 #[test]
 fn client_request_validation() {
-    let bad: [(ClientRequest<'_>, &str); 14] = [
+    let bad: [(ClientRequest<'_>, &str); 16] = [
+        (
+            ClientRequest::new("a").extensions(""),
+            "malformed extension offer",
+        ),
+        (
+            ClientRequest::new("a").extensions("x\r\nEvil: 1"),
+            "malformed extension offer",
+        ),
         (ClientRequest::new(""), "empty host"),
         (
             ClientRequest::new("a\r\nX: y"),
