@@ -108,6 +108,20 @@ impl<'b> Iterator for ExtensionOffers<'b> {
     }
 }
 
+/// Whether `value` is a well-formed, non-empty extension list (`1#extension`): the form
+/// every list this crate writes must have. Control characters cannot pass the grammar,
+/// so this also rules out header injection.
+pub(crate) fn is_extension_list(value: &str) -> bool {
+    let mut any = false;
+    for offer in ExtensionOffers::from_value(value) {
+        if offer.is_err() {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 /// Parses one extension at the start of `s`; returns it and what follows its `,`.
 fn parse_extension(s: &str) -> Result<(ExtensionOffer<'_>, &str), Error> {
     let bad = Error::InvalidHeader(FIELD);
@@ -433,6 +447,17 @@ mod tests {
         assert!(it.next().unwrap().is_ok());
         assert!(it.next().unwrap().is_err());
         assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn lists_we_write() {
+        assert!(is_extension_list(
+            "permessage-deflate; client_max_window_bits"
+        ));
+        assert!(!is_extension_list(""));
+        assert!(!is_extension_list(" , "));
+        assert!(!is_extension_list("a\r\nX-Evil: 1"));
+        assert!(!is_extension_list("a\0"));
     }
 
     #[test]
