@@ -25,11 +25,18 @@ fn config() -> Config {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let base = arg("--url").or_else(|| std::env::var("AB_URL").ok()).unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let base = arg("--url")
+        .or_else(|| std::env::var("AB_URL").ok())
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let agent = arg("--agent").unwrap_or_else(|| "sansock".into());
 
-    let (mut ws, _) = ClientBuilder::new(&format!("{base}/getCaseCount"))?.config(config()).connect().await?;
+    let (mut ws, _) = ClientBuilder::new(&format!("{base}/getCaseCount"))?
+        .config(config())
+        .connect()
+        .await?;
     let mut count = 0u32;
     while let Some(msg) = ws.recv().await {
         if let Message::Text(t) = msg? {
@@ -63,7 +70,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let (mut ws, _) = ClientBuilder::new(&format!("{base}/updateReports?agent={agent}"))?.connect().await?;
+    let (mut ws, _) = ClientBuilder::new(&format!("{base}/updateReports?agent={agent}"))?
+        .connect()
+        .await?;
     while let Some(msg) = ws.recv().await {
         msg?;
     }

@@ -8,11 +8,16 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let mut args = std::env::args().skip_while(|a| a != "--url").skip(1);
     let url = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let (ws, response) = sansock_tokio::connect(&url).await?;
-    eprintln!("connected to {url} (subprotocol: {:?})", response.subprotocol);
+    eprintln!(
+        "connected to {url} (subprotocol: {:?})",
+        response.subprotocol
+    );
     let (mut rd, mut wr) = ws.split();
     let printer = tokio::spawn(async move {
         while let Some(msg) = rd.recv().await {

@@ -19,8 +19,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (stream, peer) = listener.accept().await?;
         let pending = sansock_tokio::read_request(stream, Default::default()).await?;
         let req = pending.request();
-        println!("server: upgrade from {peer} for {} (subprotocols offered: {:?})", req.path, req.subprotocols().collect::<Vec<_>>());
-        let mut ws = pending.accept(sansock_tokio::Accept::default().subprotocol("demo.v1")).await?;
+        println!(
+            "server: upgrade from {peer} for {} (subprotocols offered: {:?})",
+            req.path,
+            req.subprotocols().collect::<Vec<_>>()
+        );
+        let mut ws = pending
+            .accept(sansock_tokio::Accept::default().subprotocol("demo.v1"))
+            .await?;
         while let Some(msg) = ws.recv().await {
             match msg? {
                 Message::Text(t) => {
@@ -32,35 +38,59 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ws.send(Message::Binary(b)).await?;
                 }
                 Message::Ping(p) => println!("server: got ping {p:?} (pong sent automatically)"),
-                Message::Close(c) => println!("server: got close {c:?}, echoing it and closing TCP"),
+                Message::Close(c) => {
+                    println!("server: got close {c:?}, echoing it and closing TCP")
+                }
                 _ => {}
             }
         }
         Ok::<_, sansock_tokio::Error>(())
     });
 
-    let (mut ws, response) = sansock_tokio::ClientBuilder::new(&format!("ws://{addr}/chat?room=demo"))?.subprotocols(["demo.v1"]).connect().await?;
-    println!("client: connected, server chose subprotocol {:?}", response.subprotocol);
+    let (mut ws, response) =
+        sansock_tokio::ClientBuilder::new(&format!("ws://{addr}/chat?room=demo"))?
+            .subprotocols(["demo.v1"])
+            .connect()
+            .await?;
+    println!(
+        "client: connected, server chose subprotocol {:?}",
+        response.subprotocol
+    );
 
     ws.send("hello, sansock").await?;
     if let Some(reply) = ws.recv().await {
         println!("client: got {:?}", reply?.as_text().unwrap_or_default());
     }
 
-    ws.send(Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]))).await?;
-    println!("client: binary echoed back: {:?}", ws.recv().await.transpose()?);
+    ws.send(Message::Binary(Bytes::from_static(&[
+        0xde, 0xad, 0xbe, 0xef,
+    ])))
+    .await?;
+    println!(
+        "client: binary echoed back: {:?}",
+        ws.recv().await.transpose()?
+    );
 
     // A 1 MiB message streamed as 16 frames of 64 KiB.
     let big = vec![b'x'; 1 << 20];
-    ws.writer().send_from_reader(DataKind::Binary, &big[..], 64 << 10).await?;
+    ws.writer()
+        .send_from_reader(DataKind::Binary, &big[..], 64 << 10)
+        .await?;
     match ws.recv().await.transpose()? {
-        Some(Message::Binary(b)) => println!("client: 1 MiB message sent in 16 frames came back whole ({} bytes)", b.len()),
+        Some(Message::Binary(b)) => println!(
+            "client: 1 MiB message sent in 16 frames came back whole ({} bytes)",
+            b.len()
+        ),
         other => println!("client: unexpected {other:?}"),
     }
 
     ws.send(Message::Ping(Bytes::from_static(b"rtt"))).await?;
     if let Some(Ok(Message::Pong(p))) = ws.recv().await {
-        println!("client: pong {:?}, round trip {:?}", p, ws.rtt().unwrap_or_default());
+        println!(
+            "client: pong {:?}, round trip {:?}",
+            p,
+            ws.rtt().unwrap_or_default()
+        );
     }
 
     ws.close(CloseCode::NORMAL, "demo done").await?;

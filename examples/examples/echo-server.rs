@@ -18,7 +18,9 @@ fn arg(name: &str) -> Option<String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let listen = arg("--listen").unwrap_or_else(|| "127.0.0.1:9001".into());
     let listener = TcpListener::bind(&listen).await?;
     let mut protocol = sansock::Config::default();

@@ -29,7 +29,11 @@ pub enum ClientStream {
 }
 
 impl AsyncRead for ClientStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -38,7 +42,11 @@ impl AsyncRead for ClientStream {
 }
 
 impl AsyncWrite for ClientStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -229,8 +237,13 @@ impl ClientBuilder {
                 None
             };
             match self.attempt(authorization.as_deref()).await {
-                Err(Error::Rejected(resp)) if resp.status == 401 && self.credentials.is_some() && !self.basic_up_front => {
-                    let creds = self.credentials.as_ref().ok_or(Error::NoSupportedChallenge)?;
+                Err(Error::Rejected(resp))
+                    if resp.status == 401 && self.credentials.is_some() && !self.basic_up_front =>
+                {
+                    let creds = self
+                        .credentials
+                        .as_ref()
+                        .ok_or(Error::NoSupportedChallenge)?;
                     let challenges: Vec<&str> = resp
                         .headers
                         .iter()
@@ -240,9 +253,21 @@ impl ClientBuilder {
                     let answer = match DigestChallenge::select(challenges.iter().copied()) {
                         Ok(challenge) => {
                             let cnonce = generate_cnonce()?;
-                            challenge.authorization(creds, "GET", self.url.path_and_query(), 1, &cnonce)?
+                            challenge.authorization(
+                                creds,
+                                "GET",
+                                self.url.path_and_query(),
+                                1,
+                                &cnonce,
+                            )?
                         }
-                        Err(_) if challenges.iter().any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic")) => creds.basic_header_value(),
+                        Err(_)
+                            if challenges.iter().any(|c| {
+                                c.trim_start().to_ascii_lowercase().starts_with("basic")
+                            }) =>
+                        {
+                            creds.basic_header_value()
+                        }
                         Err(e) => return Err(e),
                     };
                     debug!("answering 401 challenge");
@@ -255,19 +280,34 @@ impl ClientBuilder {
         .await
     }
 
-    async fn attempt(&self, authorization: Option<&str>) -> Result<(WebSocket<ClientStream>, HandshakeResponse), Error> {
+    async fn attempt(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<(WebSocket<ClientStream>, HandshakeResponse), Error> {
         let stream = self.open_stream().await?;
         let subprotocols: Vec<&str> = self.subprotocols.iter().map(String::as_str).collect();
-        let cookie = cookies::cookie_header(self.cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
-        let mut headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let cookie =
+            cookies::cookie_header(self.cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+        let mut headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         if let Some(c) = &cookie {
             headers.push(("Cookie", c));
         }
         if let Some(a) = authorization {
             headers.push(("Authorization", a));
         }
-        let host = if self.url.host().contains(':') { format!("[{}]", self.url.host()) } else { self.url.host().to_owned() };
-        let mut request = ClientRequest::new(&host).path(self.url.path_and_query()).subprotocols(&subprotocols).headers(&headers);
+        let host = if self.url.host().contains(':') {
+            format!("[{}]", self.url.host())
+        } else {
+            self.url.host().to_owned()
+        };
+        let mut request = ClientRequest::new(&host)
+            .path(self.url.path_and_query())
+            .subprotocols(&subprotocols)
+            .headers(&headers);
         if !self.url.is_default_port() {
             request = request.port(self.url.port());
         }
@@ -283,7 +323,9 @@ impl ClientBuilder {
     async fn open_stream(&self) -> Result<ClientStream, Error> {
         let proxy = match (&self.proxy, self.proxy_choice) {
             (Some(p), _) => Some(p.clone()),
-            (None, ProxyChoice::FromEnv) => ProxyConfig::from_env(self.url.host(), self.url.is_secure())?,
+            (None, ProxyChoice::FromEnv) => {
+                ProxyConfig::from_env(self.url.host(), self.url.is_secure())?
+            }
             (None, ProxyChoice::None) => None,
         };
         let connect = async {
@@ -299,7 +341,9 @@ impl ClientBuilder {
             }
         };
         let tcp = match self.connect_timeout {
-            Some(t) => tokio::time::timeout(t, connect).await.map_err(|_| Error::Io(std::io::ErrorKind::TimedOut.into()))??,
+            Some(t) => tokio::time::timeout(t, connect)
+                .await
+                .map_err(|_| Error::Io(std::io::ErrorKind::TimedOut.into()))??,
             None => connect.await?,
         };
         let _ = tcp.get_ref().set_nodelay(true);
@@ -310,6 +354,8 @@ impl ClientBuilder {
             Some(c) => c.clone(),
             None => default_client_config()?,
         };
-        Ok(ClientStream::Tls(Box::new(connect_tls(tcp, self.url.host(), config).await?)))
+        Ok(ClientStream::Tls(Box::new(
+            connect_tls(tcp, self.url.host(), config).await?,
+        )))
     }
 }

@@ -117,7 +117,9 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Protocol(e) => write!(f, "WebSocket protocol: {e}"),
-            Error::Rejected(r) => write!(f, "handshake rejected with HTTP {} {}", r.status, r.reason),
+            Error::Rejected(r) => {
+                write!(f, "handshake rejected with HTTP {} {}", r.status, r.reason)
+            }
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::Pem { path, source } => {
                 write!(f, "cannot read PEM file {}: {source}", path.display())

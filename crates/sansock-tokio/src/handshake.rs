@@ -5,7 +5,9 @@
 use bytes::{Buf, BytesMut};
 use sansock::RandomSource;
 use sansock::handshake::client::{ClientHandshake, ClientRequest, ResponseStatus};
-use sansock::handshake::server::{OwnedRequest, Request, ServerHandshake, write_accept, write_error, write_reject};
+use sansock::handshake::server::{
+    OwnedRequest, Request, ServerHandshake, write_accept, write_error, write_reject,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
@@ -26,7 +28,10 @@ pub struct HandshakeResponse {
 impl HandshakeResponse {
     /// The first header called `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -47,14 +52,26 @@ fn now_of(epoch: tokio::time::Instant) -> sansock::Instant {
 ///
 /// A non-101 answer is [`Error::Rejected`] with the whole response, so the caller can
 /// follow a 401 challenge or report a 403.
-pub async fn client_handshake<S>(mut stream: S, request: &ClientRequest<'_>, config: Config) -> Result<(WebSocket<S>, HandshakeResponse), Error>
+pub async fn client_handshake<S>(
+    mut stream: S,
+    request: &ClientRequest<'_>,
+    config: Config,
+) -> Result<(WebSocket<S>, HandshakeResponse), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let epoch = tokio::time::Instant::now();
     let mut out = Vec::with_capacity(256);
-    let hs = ClientHandshake::new(request, &mut OsRng, &config.protocol, now_of(epoch), &mut out)?;
-    let deadline = hs.poll_timeout().map(|t| epoch + std::time::Duration::from_millis(t.as_millis()));
+    let hs = ClientHandshake::new(
+        request,
+        &mut OsRng,
+        &config.protocol,
+        now_of(epoch),
+        &mut out,
+    )?;
+    let deadline = hs
+        .poll_timeout()
+        .map(|t| epoch + std::time::Duration::from_millis(t.as_millis()));
     let work = async {
         stream.write_all(&out).await?;
         stream.flush().await?;
@@ -72,8 +89,15 @@ where
                 ResponseStatus::Accepted(a) => {
                     let response = HandshakeResponse {
                         subprotocol: a.subprotocol.map(str::to_owned),
-                        extensions: a.headers.get_str("sec-websocket-extensions").map(str::to_owned),
-                        headers: a.headers.iter().map(|(n, v)| (n.to_owned(), v.to_vec())).collect(),
+                        extensions: a
+                            .headers
+                            .get_str("sec-websocket-extensions")
+                            .map(str::to_owned),
+                        headers: a
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                            .collect(),
                     };
                     let consumed = a.consumed;
                     buf.advance(consumed);
@@ -83,11 +107,16 @@ where
         }
     };
     let (leftover, response) = match deadline {
-        Some(d) => tokio::time::timeout_at(d, work).await.map_err(|_| Error::Protocol(sansock::Error::HandshakeTimeout))??,
+        Some(d) => tokio::time::timeout_at(d, work)
+            .await
+            .map_err(|_| Error::Protocol(sansock::Error::HandshakeTimeout))??,
         None => work.await?,
     };
     debug!(subprotocol = ?response.subprotocol, "client handshake complete");
-    Ok((WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover), response))
+    Ok((
+        WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover),
+        response,
+    ))
 }
 
 /// The server's answer to an upgrade request.
@@ -115,7 +144,11 @@ impl Answer {
 
     /// Reject with `status` and a plain-text body.
     pub fn reject(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Answer::Reject { status, headers: Vec::new(), body: body.into() }
+        Answer::Reject {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 }
 
@@ -167,7 +200,9 @@ pub struct PendingUpgrade<S> {
 
 impl<S> std::fmt::Debug for PendingUpgrade<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingUpgrade").field("request", &self.request).finish_non_exhaustive()
+        f.debug_struct("PendingUpgrade")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,17 +225,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingUpgrade<S> {
 
     /// Send the 101 answer and open the WebSocket.
     pub async fn accept(mut self, answer: Accept) -> Result<WebSocket<S>, Error> {
-        let headers: Vec<(&str, &str)> = answer.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = answer
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let mut out = Vec::with_capacity(256);
-        write_accept(self.request.request().key, answer.subprotocol.as_deref(), answer.extensions.as_deref(), &headers, &mut out)?;
+        write_accept(
+            self.request.request().key,
+            answer.subprotocol.as_deref(),
+            answer.extensions.as_deref(),
+            &headers,
+            &mut out,
+        )?;
         self.stream.write_all(&out).await?;
         self.stream.flush().await?;
         debug!(path = self.request.request().path, subprotocol = ?answer.subprotocol, "server handshake complete");
-        Ok(WebSocket::from_upgraded(self.stream, sansock::Role::Server, self.config, self.leftover))
+        Ok(WebSocket::from_upgraded(
+            self.stream,
+            sansock::Role::Server,
+            self.config,
+            self.leftover,
+        ))
     }
 
     /// Refuse the upgrade and close the stream.
-    pub async fn reject(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Error> {
+    pub async fn reject(
+        mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), Error> {
         let mut out = Vec::with_capacity(128 + body.len());
         write_reject(status, headers, body, &mut out)?;
         debug!(status, "upgrade rejected");
@@ -213,8 +268,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingUpgrade<S> {
     pub async fn answer(self, answer: Answer) -> Result<Option<WebSocket<S>>, Error> {
         match answer {
             Answer::Accept(a) => self.accept(a).await.map(Some),
-            Answer::Reject { status, headers, body } => {
-                let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            Answer::Reject {
+                status,
+                headers,
+                body,
+            } => {
+                let h: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
                 self.reject(status, &h, &body).await.map(|()| None)
             }
         }
@@ -231,7 +293,9 @@ where
 {
     let epoch = tokio::time::Instant::now();
     let hs = ServerHandshake::new(&config.protocol, now_of(epoch));
-    let deadline = hs.poll_timeout().map(|t| epoch + std::time::Duration::from_millis(t.as_millis()));
+    let deadline = hs
+        .poll_timeout()
+        .map(|t| epoch + std::time::Duration::from_millis(t.as_millis()));
     let mut buf = BytesMut::with_capacity(1024);
     let parsed = async {
         loop {
@@ -246,13 +310,20 @@ where
         }
     };
     let outcome = match deadline {
-        Some(d) => tokio::time::timeout_at(d, parsed).await.unwrap_or(Ok(Err(sansock::Error::HandshakeTimeout)))?,
+        Some(d) => tokio::time::timeout_at(d, parsed)
+            .await
+            .unwrap_or(Ok(Err(sansock::Error::HandshakeTimeout)))?,
         None => parsed.await?,
     };
     match outcome {
         Ok((request, consumed)) => {
             buf.advance(consumed);
-            Ok(PendingUpgrade { stream, request, leftover: buf.freeze(), config })
+            Ok(PendingUpgrade {
+                stream,
+                request,
+                leftover: buf.freeze(),
+                config,
+            })
         }
         Err(e) => {
             debug!(error = %e, status = ?e.http_status(), "bad upgrade request");
@@ -286,13 +357,23 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebS
 }
 
 /// [`accept`] with a configuration.
-pub async fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: Config) -> Result<WebSocket<S>, Error> {
-    read_request(stream, config).await?.accept(Accept::default()).await
+pub async fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: Config,
+) -> Result<WebSocket<S>, Error> {
+    read_request(stream, config)
+        .await?
+        .accept(Accept::default())
+        .await
 }
 
 /// Accept or reject after looking at the request. `Ok(None)` means the callback rejected
 /// it (the rejection was sent). For async decisions use [`read_request`].
-pub async fn accept_with<S, F>(stream: S, config: Config, callback: F) -> Result<Option<WebSocket<S>>, Error>
+pub async fn accept_with<S, F>(
+    stream: S,
+    config: Config,
+    callback: F,
+) -> Result<Option<WebSocket<S>>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request<'_>) -> Answer,

@@ -30,6 +30,9 @@ pub mod ws;
 
 pub use client::{ClientBuilder, ClientStream, connect};
 pub use error::Error;
-pub use handshake::{Accept, Answer, PendingUpgrade, accept, accept_with, accept_with_config, client_handshake, read_request};
+pub use handshake::{
+    Accept, Answer, PendingUpgrade, accept, accept_with, accept_with_config, client_handshake,
+    read_request,
+};
 pub use sansock::{CloseCode, DataKind, Message, OwnedCloseFrame, Role, State, Utf8Bytes};
 pub use ws::{Chunk, Config, ReadHalf, WebSocket, WriteHalf};
