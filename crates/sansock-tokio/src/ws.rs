@@ -452,11 +452,9 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             match next(&mut sh, &mut self.rbuf, now) {
                 Ok(Some(item)) => {
                     // Answer pings and echo a close without waiting for the writer; a
-                    // full socket just leaves it queued for the next poll.
-                    if let Poll::Ready(Err(e)) = sh.poll_flush_and_maybe_shutdown(cx) {
-                        self.done = true;
-                        return Poll::Ready(Some(Err(e)));
-                    }
+                    // full socket just leaves it queued for the next poll. A write error
+                    // is sticky and reported by the next poll: the item is delivered.
+                    let _ = sh.poll_flush_and_maybe_shutdown(cx);
                     return Poll::Ready(Some(Ok(item)));
                 }
                 Ok(None) => {}
@@ -474,6 +472,11 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             match sh.poll_flush_and_maybe_shutdown(cx) {
                 Poll::Ready(Err(e)) => {
                     self.done = true;
+                    if sh.conn.peer_close().is_some() {
+                        // The peer closed first and may already be gone: failing to echo
+                        // its close is the end of a closed connection, not an error.
+                        return Poll::Ready(None);
+                    }
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Ok(())) if sh.shut_down => {
@@ -526,8 +529,13 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             Ok(0) => self.eof = true,
             Ok(_) => {}
             Err(e) => {
-                self.done = true;
                 let mut sh = lock(&self.shared);
+                if sh.conn.peer_close().is_some() {
+                    // A reset after the peer's close ends the connection like a FIN.
+                    self.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                self.done = true;
                 let _ = sh.conn.handle_eof();
                 return Poll::Ready(Err(Error::Io(e)));
             }
