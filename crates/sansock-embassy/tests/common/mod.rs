@@ -7,12 +7,16 @@
 //!   queue by two pump futures.
 //! * [`run_on_executor`]: the same executor thread and timeout for any future.
 //! * [`spawn`]: spawn more tasks (an accept loop, a second client) next to the test future.
+//! * [`tuntap`]: one embassy-net stack on a TAP device, talking to the host kernel's TCP stack
+//!   inside a throw-away network namespace (needs root and `/dev/net/tun`; skips otherwise).
 //!
 //! Every run has a timeout: a test that hangs fails with a message instead of blocking.
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unreachable_pub)]
 // Test support reports skips and child-process output on the console.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod tuntap;
 
 use std::any::Any;
 use std::cell::Cell;
