@@ -852,6 +852,14 @@ impl<R: RandomSource> Connection<R> {
         payload: &[u8],
         out: &mut [u8],
     ) -> Result<usize, Error> {
+        if self.close_queued || self.close_received.is_some() || self.failed.is_some() {
+            return Err(Error::ConnectionClosed);
+        }
+        if self.tx_msg.is_some() {
+            // Like `encode_message`: never turn a whole message into continuations of a
+            // fragmented message opened with `encode_frame`.
+            return Err(Error::MessageInProgress);
+        }
         let need: usize = self
             .fragments(payload.len())
             .map(|(r, _)| r.len() + header_len_for(r.len(), self.role))
