@@ -739,8 +739,10 @@ impl<R: RandomSource> Connection<R> {
     }
 
     fn fail(&mut self, e: Error) {
+        // A close queued by `close()` but not yet sent is replaced: the peer should
+        // learn why the connection failed (§7.1.7).
         if let Some(code) = e.close_code().filter(|c| c.is_sendable())
-            && !self.close_queued
+            && !self.close_sent
         {
             let mut body = [0u8; MAX_CONTROL_PAYLOAD];
             let n = CloseFrame { code, reason: "" }.write_body(&mut body);

@@ -1207,6 +1207,33 @@ fn client_payload_masked_in_chunks_reads_back() {
 // ------------------------------------------------------------------- §7 closing handshake
 
 #[test]
+fn protocol_error_while_our_close_is_unsent_sends_the_error_code() {
+    // Regression: the close queued by close() but not yet transmitted used to go out
+    // with the application's code, hiding the protocol error from the peer (§7.1.7).
+    let mut s = server();
+    s.close(CloseCode::NORMAL, "bye", t(0)).unwrap();
+    assert!(s.has_transmit());
+    fails(&mut s, &sf(0x82, b"x"), Error::UnmaskedFrame, 1002);
+
+    let mut c = client();
+    c.close(CloseCode::GOING_AWAY, "", t(0)).unwrap();
+    let f = sf(0x81, b"\xff");
+    fails(&mut c, &f, Error::InvalidUtf8, 1007);
+
+    // Once our close is on the wire, no second close is sent.
+    let mut s = server();
+    s.close(CloseCode::NORMAL, "bye", t(0)).unwrap();
+    assert_eq!(transmits(&mut s).len(), 1);
+    assert_eq!(
+        feed(&mut s, &cf(0x83, b""), t(1)),
+        Err(Error::UnknownOpcode(3))
+    );
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(transmits(&mut s), vec![]);
+    assert!(s.wants_close_transport());
+}
+
+#[test]
 fn client_initiated_close_server_closes_transport_first() {
     let mut cl = client();
     let mut sv = server();
