@@ -1144,3 +1144,114 @@ proptest! {
         }
     }
 }
+
+// --------------------------------------------------------------- (f) timers and liveness
+
+/// Something that happens to a connection.
+#[derive(Debug, Clone)]
+enum Op {
+    /// The peer sends a frame: `b0` and body, correctly masked for the receiver.
+    Peer(u8, Vec<u8>),
+    /// Time passes; the timer is handled at the new time.
+    Wait(u64),
+    /// The adapter writes what the connection owes.
+    Flush,
+    /// The application starts the closing handshake.
+    Close,
+    /// The application pings.
+    Ping,
+    /// The transport reports end of stream.
+    Eof,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let peer = prop_oneof![
+        Just((0x81u8, b"hi".to_vec())),
+        Just((0x02, b"part".to_vec())),
+        Just((0x80, b"end".to_vec())),
+        Just((0x89, b"ping".to_vec())),
+        Just((0x8a, b"pong".to_vec())),
+        Just((0x88, 1000u16.to_be_bytes().to_vec())),
+        Just((0x88, vec![])),
+        Just((0x83, vec![])),
+    ];
+    prop_oneof![
+        4 => peer.prop_map(|(b0, body)| Op::Peer(b0, body)),
+        3 => (0..3_000u64).prop_map(Op::Wait),
+        3 => Just(Op::Flush),
+        1 => Just(Op::Close),
+        1 => Just(Op::Ping),
+        1 => Just(Op::Eof),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// (f) From any reachable state, following `poll_timeout` never spins (each deadline
+    /// handled moves the next one forward or clears it) and ends with the transport
+    /// closed whenever keepalive is on or the connection is closing.
+    #[test]
+    fn timers_make_progress(
+        ops in vec(op(), 0..12),
+        server in any::<bool>(),
+        keepalive in any::<bool>(),
+    ) {
+        let mut cfg = Config::default();
+        cfg.keepalive_interval = keepalive.then(|| std::time::Duration::from_millis(1_000));
+        cfg.pong_timeout = std::time::Duration::from_millis(500);
+        cfg.close_timeout = std::time::Duration::from_millis(700);
+        let role = if server { Role::Server } else { Role::Client };
+        let mut c = Connection::new(role, cfg, Keys(3), Instant::ZERO);
+        let mut now = 0u64;
+        for op in &ops {
+            match op {
+                Op::Peer(b0, body) => {
+                    let mut wire = Vec::new();
+                    Piece::Frame { b0: *b0, body: body.clone(), wrong_mask: false, key: [1, 2, 3, 4] }
+                        .render(role, &mut wire);
+                    let mut at = 0;
+                    while let Ok((n, ev)) = c.read_raw(&mut wire[at..], Instant::from_millis(now)) {
+                        if n == 0 && ev.is_none() {
+                            break;
+                        }
+                        at += n;
+                    }
+                }
+                Op::Wait(ms) => {
+                    now += ms;
+                    let _ = c.handle_timeout(Instant::from_millis(now));
+                }
+                Op::Flush => {
+                    drain_transmits(&mut c);
+                }
+                Op::Close => {
+                    let _ = c.close(CloseCode::NORMAL, "", Instant::from_millis(now));
+                }
+                Op::Ping => {
+                    let _ = c.ping(b"app", Instant::from_millis(now));
+                }
+                Op::Eof => {
+                    let _ = c.handle_eof();
+                }
+            }
+        }
+        let open = c.state() == State::Open;
+        let mut steps = 0;
+        loop {
+            drain_transmits(&mut c);
+            let Some(deadline) = c.poll_timeout() else { break };
+            steps += 1;
+            prop_assert!(steps <= 4, "timer spins: {:?} at {}", deadline, now);
+            now = now.max(deadline.as_millis());
+            let _ = c.handle_timeout(Instant::from_millis(now));
+            if let Some(next) = c.poll_timeout() {
+                prop_assert!(next.as_millis() > now, "deadline did not move");
+            }
+        }
+        if keepalive || !open {
+            prop_assert!(c.wants_close_transport(), "stuck in {:?}", c.state());
+            prop_assert_eq!(c.state(), State::Closed);
+        }
+    }
+}
