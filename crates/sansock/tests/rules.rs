@@ -1622,3 +1622,46 @@ fn rfc_5_7_examples_encode_exactly() {
         &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
     );
 }
+
+// ------------------------------------------------------------------- error → close code
+
+#[test]
+fn every_error_maps_to_the_rfc_close_code() {
+    use Error::*;
+    let cases = [
+        (ReservedBitsSet, Some(1002)),
+        (UnknownOpcode(3), Some(1002)),
+        (FragmentedControlFrame, Some(1002)),
+        (ControlFrameTooLong, Some(1002)),
+        (UnexpectedContinuation, Some(1002)),
+        (ExpectedContinuation, Some(1002)),
+        (UnmaskedFrame, Some(1002)),
+        (MaskedFrame, Some(1002)),
+        (NonMinimalLength, Some(1002)),
+        (LengthMsbSet, Some(1002)),
+        (InvalidCloseCode(1005), Some(1002)),
+        (InvalidClosePayload, Some(1002)),
+        (InvalidUtf8, Some(1007)),
+        (FrameTooLarge, Some(1009)),
+        (MessageTooLarge, Some(1009)),
+        (PeerUnresponsive, Some(1006)),
+        (CloseTimeout, Some(1006)),
+        (ConnectionReset, Some(1006)),
+        // Caller errors fail nothing.
+        (ConnectionClosed, None),
+        (MessageInProgress, None),
+        (NoMessageInProgress, None),
+        (ControlPayloadTooLong, None),
+        (CloseCodeNotSendable(1006), None),
+        (BufferTooSmall, None),
+        (PayloadLengthMismatch, None),
+    ];
+    for (e, code) in cases {
+        assert_eq!(e.close_code(), code.map(CloseCode), "{e:?}");
+        // Codes raised by the peer's input can be sent; 1006 is local only.
+        if let Some(c) = e.close_code() {
+            assert_eq!(c.is_sendable(), c != CloseCode::ABNORMAL, "{e:?}");
+        }
+        assert!(!e.to_string().is_empty());
+    }
+}
