@@ -8,7 +8,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: Config) {
-    let Ok(mut ws) = sansock_tokio::accept_with_config(stream, config).await else { return };
+    let Ok(mut ws) = sansock_tokio::accept_with_config(stream, config).await else {
+        return;
+    };
     while let Some(Ok(msg)) = ws.recv().await {
         if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
             break;
@@ -38,12 +40,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     protocol.max_frame_size = 16 << 20;
     let config = Config::with_protocol(protocol);
     let tls = match (arg("--tls-cert"), arg("--tls-key")) {
-        (Some(cert), Some(key)) => Some(sansock_tokio::tls::tls_acceptor_from_pem(cert, key, None)?),
+        (Some(cert), Some(key)) => {
+            Some(sansock_tokio::tls::tls_acceptor_from_pem(cert, key, None)?)
+        }
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    eprintln!("echo-server listening on {scheme}://{}", listener.local_addr()?);
+    eprintln!(
+        "echo-server listening on {scheme}://{}",
+        listener.local_addr()?
+    );
     loop {
         tokio::select! {
             accepted = listener.accept() => {

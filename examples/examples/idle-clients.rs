@@ -19,11 +19,21 @@ fn arg(name: &str) -> Option<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = arg("--url").unwrap_or_else(|| "ws://127.0.0.1:9001".into());
-    let count: usize = arg("--count").map(|c| c.parse()).transpose()?.unwrap_or(10_000);
-    let hold = Duration::from_secs(arg("--hold-secs").map(|c| c.parse()).transpose()?.unwrap_or(30));
+    let count: usize = arg("--count")
+        .map(|c| c.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let hold = Duration::from_secs(
+        arg("--hold-secs")
+            .map(|c| c.parse())
+            .transpose()?
+            .unwrap_or(30),
+    );
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
-        let (ws, _) = sansock_tokio::connect(&url).await.map_err(|e| format!("connection {i}: {e}"))?;
+        let (ws, _) = sansock_tokio::connect(&url)
+            .await
+            .map_err(|e| format!("connection {i}: {e}"))?;
         conns.push(ws);
     }
     println!("open {count}");
