@@ -167,7 +167,10 @@ async fn basic_server() -> (SocketAddr, SharedLog) {
 
 async fn round_trip(ws: &mut sansock_tokio::WebSocket<sansock_tokio::ClientStream>) {
     ws.send(Message::text("let me in")).await.unwrap();
-    assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("let me in"));
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::text("let me in")
+    );
     ws.close(CloseCode::NORMAL, "").await.unwrap();
 }
 
@@ -298,11 +301,12 @@ async fn basic_auth_is_sent_up_front() {
         round_trip(&mut ws).await;
         {
             let log = log.lock().unwrap();
-            assert_eq!(log.outcomes, [Outcome::Accepted], "one request, no challenge");
             assert_eq!(
-                log.authorizations,
-                ["Basic TXVmYXNhOkNpcmNsZSBvZiBMaWZl"]
+                log.outcomes,
+                [Outcome::Accepted],
+                "one request, no challenge"
             );
+            assert_eq!(log.authorizations, ["Basic TXVmYXNhOkNpcmNsZSBvZiBMaWZl"]);
         }
 
         // Userinfo in the URL is Basic up front as well (percent-decoded).
@@ -423,7 +427,11 @@ async fn reject_callback_sends_403_with_headers_and_body() {
         assert_eq!(&r.body[..], b"origin not allowed");
 
         // No Origin at all is refused as well.
-        let err = ClientBuilder::new(&url).unwrap().connect().await.unwrap_err();
+        let err = ClientBuilder::new(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_err();
         assert_eq!(rejected(err).status, 403);
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);

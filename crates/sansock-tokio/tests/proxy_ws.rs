@@ -100,8 +100,8 @@ async fn ws_proxy_configured_from_a_url_with_userinfo() {
     within(30, async {
         let proxy = Proxy::start(Some((USER, PASS))).await;
         let (addr, server) = echo_server(None).await;
-        let config = ProxyConfig::parse(&format!("http://proxy-user:pr0xy%20pass@{}", proxy.addr))
-            .unwrap();
+        let config =
+            ProxyConfig::parse(&format!("http://proxy-user:pr0xy%20pass@{}", proxy.addr)).unwrap();
         let (mut ws, _) = ClientBuilder::new(&format!("ws://127.0.0.1:{}/", addr.port()))
             .unwrap()
             .proxy(config)
@@ -226,7 +226,11 @@ async fn wss_through_a_proxy_still_checks_the_certificate() {
             ),
             "{err:?}"
         );
-        assert_eq!(proxy.tunnels(), 1, "the tunnel opened; TLS inside it failed");
+        assert_eq!(
+            proxy.tunnels(),
+            1,
+            "the tunnel opened; TLS inside it failed"
+        );
     })
     .await;
 }

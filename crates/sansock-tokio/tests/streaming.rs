@@ -150,7 +150,9 @@ async fn a_256_mib_message_streams_in_bounded_memory() {
             let mut config = Config::default();
             config.protocol.max_message_size = MESSAGE;
             config.protocol.max_frame_size = FRAME as u64;
-            let ws = sansock_tokio::accept_with_config(tcp, config).await.unwrap();
+            let ws = sansock_tokio::accept_with_config(tcp, config)
+                .await
+                .unwrap();
             let (mut rd, _wr) = ws.split();
             let mut sum = Checksum::default();
             let mut chunks = 0u64;

@@ -159,7 +159,10 @@ async fn wss_mutual_tls_rejects_a_client_without_certificate() {
 
         let server_err = server.await.unwrap().unwrap_err();
         assert!(
-            matches!(server_err, Error::Tls(rustls::Error::NoCertificatesPresented)),
+            matches!(
+                server_err,
+                Error::Tls(rustls::Error::NoCertificatesPresented)
+            ),
             "{server_err:?}"
         );
         // With TLS 1.3 the client finishes its side of the handshake first and learns of
@@ -199,7 +202,10 @@ async fn wss_mutual_tls_accepts_a_client_certificate() {
         );
         ws.close(CloseCode::NORMAL, "").await.unwrap();
         let seen = server.await.unwrap().unwrap();
-        assert!(seen.client_certificate, "the server saw the client certificate");
+        assert!(
+            seen.client_certificate,
+            "the server saw the client certificate"
+        );
         assert_eq!(seen.messages[0], Message::text("authenticated"));
     })
     .await;
