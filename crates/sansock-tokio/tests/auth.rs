@@ -499,3 +499,89 @@ async fn no_subprotocol_when_none_is_chosen() {
     })
     .await;
 }
+
+/// A raw HTTP server that answers the first request with `head` + `body` and no
+/// `Content-Length`, then closes the connection, or keeps it open when `linger`.
+async fn raw_refusal(head: &'static str, body: Vec<u8>, linger: bool) -> SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        common::read_head(&mut tcp).await.unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // The body in pieces, so the client cannot get it in the read of the head.
+        for part in body.chunks(1000) {
+            tcp.write_all(part).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        if linger {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn refusal_body_without_content_length_runs_to_the_close() {
+    within(30, async {
+        let body = b"go away: ".repeat(500);
+        let addr = raw_refusal(
+            "HTTP/1.1 403 Forbidden\r\nX-Why: testing\r\n\r\n",
+            body.clone(),
+            false,
+        )
+        .await;
+        let err = ClientBuilder::new(&format!("ws://127.0.0.1:{}/", addr.port()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_err();
+        let r = rejected(err);
+        assert_eq!((r.status, r.header("x-why")), (403, Some(&b"testing"[..])));
+        assert_eq!(r.body, body, "the whole body, up to the server's close");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusal_body_without_length_is_bounded_by_limit_and_deadline() {
+    within(30, async {
+        // Larger than max_header_bytes (16 KiB), and the server never closes: the body
+        // stops at the limit, without waiting for the deadline.
+        let addr = raw_refusal("HTTP/1.1 403 Forbidden\r\n\r\n", vec![b'x'; 20_000], true).await;
+        let started = tokio::time::Instant::now();
+        let err = ClientBuilder::new(&format!("ws://127.0.0.1:{}/", addr.port()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_err();
+        let r = rejected(err);
+        assert_eq!(r.status, 403);
+        assert_eq!(r.body.len(), 16 << 10);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+        // A short body and a server that never closes: the refusal is still reported,
+        // with what arrived, when the handshake deadline passes.
+        let addr = raw_refusal("HTTP/1.1 401 Unauthorized\r\n\r\n", b"who?".to_vec(), true).await;
+        let err = ClientBuilder::new(&format!("ws://127.0.0.1:{}/", addr.port()))
+            .unwrap()
+            .handshake_timeout(std::time::Duration::from_millis(300))
+            .connect()
+            .await
+            .unwrap_err();
+        let r = rejected(err);
+        assert_eq!((r.status, &r.body[..]), (401, &b"who?"[..]));
+
+        // A 204 has no body: nothing is waited for.
+        let addr = raw_refusal("HTTP/1.1 204 No Content\r\n\r\n", Vec::new(), true).await;
+        let started = tokio::time::Instant::now();
+        let err = ClientBuilder::new(&format!("ws://127.0.0.1:{}/", addr.port()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(rejected(err).status, 204);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    })
+    .await;
+}
