@@ -222,6 +222,8 @@ async fn tungstenite_echo_server() -> (
     let server = tokio::spawn(async move {
         let (tcp, _) = l.accept().await.unwrap();
         let mut target = String::new();
+        // The signature is tungstenite's `Callback`, large error type included.
+        #[allow(clippy::result_large_err)]
         let callback = |req: &Request, mut resp: Response| {
             target = req.uri().to_string();
             resp.headers_mut()
@@ -366,6 +368,7 @@ async fn sansock_client_refused_by_a_tungstenite_server() {
         let (l, addr) = listener().await;
         tokio::spawn(async move {
             let (tcp, _) = l.accept().await.unwrap();
+            #[allow(clippy::result_large_err)] // tungstenite's `Callback` signature
             let callback = |_: &Request, _: Response| {
                 let mut refusal =
                     tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some(
