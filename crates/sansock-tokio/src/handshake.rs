@@ -51,7 +51,10 @@ fn now_of(epoch: tokio::time::Instant) -> sansock::Instant {
 /// Perform the client handshake on `stream` (already connected, TLS already done).
 ///
 /// A non-101 answer is [`Error::Rejected`] with the whole response, so the caller can
-/// follow a 401 challenge or report a 403.
+/// follow a 401 challenge or report a 403. A refusal without `Content-Length` (or
+/// `Transfer-Encoding`) has a body that runs until the server closes the connection
+/// (RFC 9112 §6.3); it is read until then, the handshake deadline, or
+/// `max_header_bytes`, whichever comes first.
 pub async fn client_handshake<S>(
     mut stream: S,
     request: &ClientRequest<'_>,
@@ -84,7 +87,10 @@ where
                 ResponseStatus::Partial => continue,
                 ResponseStatus::Rejected(r) => {
                     debug!(status = r.status, "handshake rejected");
-                    return Err(Error::Rejected(Box::new(r.to_owned_response())));
+                    let response = r.to_owned_response();
+                    let consumed = r.consumed;
+                    buf.advance(consumed);
+                    return Ok(Err((response, buf)));
                 }
                 ResponseStatus::Accepted(a) => {
                     let response = HandshakeResponse {
@@ -101,22 +107,55 @@ where
                     };
                     let consumed = a.consumed;
                     buf.advance(consumed);
-                    return Ok((buf.freeze(), response));
+                    return Ok(Ok((buf.freeze(), response)));
                 }
             }
         }
     };
-    let (leftover, response) = match deadline {
+    let outcome = match deadline {
         Some(d) => tokio::time::timeout_at(d, work)
             .await
             .map_err(|_| Error::Protocol(sansock::Error::HandshakeTimeout))??,
         None => work.await?,
+    };
+    let (leftover, response) = match outcome {
+        Ok(accepted) => accepted,
+        Err((mut response, mut rest)) => {
+            if body_until_close(&response) {
+                // Best effort: the status and headers are the answer; a body cut short
+                // by the deadline, the limit or a broken connection is still reported.
+                let limit = config.protocol.max_header_bytes;
+                let read_rest = async {
+                    while rest.len() < limit {
+                        if stream.read_buf(&mut rest).await? == 0 {
+                            break;
+                        }
+                    }
+                    Ok::<_, std::io::Error>(())
+                };
+                let _ = match deadline {
+                    Some(d) => tokio::time::timeout_at(d, read_rest).await.ok(),
+                    None => Some(read_rest.await),
+                };
+                rest.truncate(limit);
+                response.body = rest.freeze();
+            }
+            return Err(Error::Rejected(Box::new(response)));
+        }
     };
     debug!(subprotocol = ?response.subprotocol, "client handshake complete");
     Ok((
         WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover),
         response,
     ))
+}
+
+/// Whether a refusal's body is delimited by the end of the connection (RFC 9112 §6.3):
+/// it declared no length, and its status allows a body.
+fn body_until_close(response: &sansock::handshake::client::OwnedResponse) -> bool {
+    !matches!(response.status, 100..=199 | 204 | 304)
+        && response.header("content-length").is_none()
+        && response.header("transfer-encoding").is_none()
 }
 
 /// The server's answer to an upgrade request.
