@@ -147,7 +147,7 @@ pub struct CheckedRequest<'h> {
     /// The `Host` header.
     pub host: &'h str,
     /// The `Sec-WebSocket-Key` header, valid base64 of 16 bytes; answer it with
-    /// [`accept_key`](super::accept_key) or [`write_accept`].
+    /// [`accept_key`] or [`write_accept`].
     pub key: &'h str,
 }
 
