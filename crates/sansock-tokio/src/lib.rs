@@ -11,7 +11,8 @@
 //! - [`proxy`]: HTTP `CONNECT` tunnels and proxy settings from the environment;
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //! - [`cookies`]: a checked `Cookie` header;
-//! - [`prefixed`]: a stream that replays bytes read ahead of the next layer.
+//! - [`prefixed`]: a stream that replays bytes read ahead of the next layer;
+//! - `upgrade` (feature `hyper`): WebSocket upgrades inside a hyper 1.x server.
 //!
 //! All failures are reported as the one [`Error`] type.
 #![forbid(unsafe_code)]
@@ -25,6 +26,8 @@ pub mod handshake;
 pub mod prefixed;
 pub mod proxy;
 pub mod tls;
+#[cfg(feature = "hyper")]
+pub mod upgrade;
 pub mod url;
 pub mod ws;
 

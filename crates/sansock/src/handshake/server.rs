@@ -29,7 +29,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::extensions::{ExtensionOffers, is_extension_list};
-use super::headers::{Cookies, Headers, Subprotocols};
+use super::headers::{Cookies, Headers, Subprotocols, trim_ows};
 use super::write::{Counter, Decimal, FmtSink, HttpWrite};
 use super::{
     HeadLimits, accept_key, check_header, head_status, header_block, header_slots, is_token,
@@ -100,42 +100,12 @@ impl ServerHandshake {
         let headers = header_block(head, req.headers);
         let method = req.method.ok_or(Error::MalformedHttp)?;
         let target = req.path.ok_or(Error::MalformedHttp)?;
-        if method != "GET" {
-            return Err(Error::MethodNotGet);
-        }
-        if req.version != Some(1) {
-            return Err(Error::UnsupportedHttpVersion);
-        }
-        let (path, query) = split_target(target)?;
-        let host = single(&headers, "Host").map_err(|()| Error::InvalidHeader("Host"))?;
-        let host = match host.map(core::str::from_utf8) {
-            None | Some(Ok("")) => return Err(Error::MissingHost),
-            Some(Ok(host)) => host,
-            Some(Err(_)) => return Err(Error::InvalidHeader("Host")),
-        };
-        if !headers.has_token("Upgrade", "websocket") {
-            return Err(Error::MissingUpgrade);
-        }
-        if !headers.has_token("Connection", "upgrade") {
-            return Err(Error::MissingConnectionUpgrade);
-        }
-        // Checked before the key so that an older client learns which version to use.
-        if single(&headers, "Sec-WebSocket-Version") != Ok(Some(&b"13"[..])) {
-            return Err(Error::UnsupportedVersion);
-        }
-        let key = match single(&headers, "Sec-WebSocket-Key") {
-            Ok(Some(key)) if is_valid_key(key) => core::str::from_utf8(key),
-            _ => return Err(Error::InvalidKey),
-        }
-        .map_err(|_| Error::InvalidKey)?;
-        ExtensionOffers::new(&headers).validate()?;
-        // A body would be read as WebSocket frames: refuse it rather than smuggle it.
-        if headers.get("Transfer-Encoding").is_some() {
-            return Err(Error::InvalidHeader("Transfer-Encoding"));
-        }
-        if headers.get_all("Content-Length").any(|v| v != b"0") {
-            return Err(Error::InvalidHeader("Content-Length"));
-        }
+        let CheckedRequest {
+            path,
+            query,
+            host,
+            key,
+        } = check_request(method, target, req.version == Some(1), headers.iter())?;
         Ok(Some(Request {
             consumed: head_len,
             method,
@@ -166,14 +136,202 @@ impl ServerHandshake {
     }
 }
 
-/// The value of a header that may appear at most once: `Err(())` if repeated.
-fn single<'b>(headers: &Headers<'b>, name: &str) -> Result<Option<&'b [u8]>, ()> {
-    let mut all = headers.get_all(name);
-    let first = all.next();
-    match all.next() {
-        Some(_) => Err(()),
-        None => Ok(first),
+/// What [`check_request`] takes from a valid opening handshake request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckedRequest<'h> {
+    /// The path of the target, without query (`/` for an absolute target without path).
+    pub path: &'h str,
+    /// The query of the target, without `?`.
+    pub query: Option<&'h str>,
+    /// The `Host` header.
+    pub host: &'h str,
+    /// The `Sec-WebSocket-Key` header, valid base64 of 16 bytes; answer it with
+    /// [`accept_key`] or [`write_accept`].
+    pub key: &'h str,
+}
+
+/// Checks an opening handshake request that an HTTP library has already parsed
+/// (RFC 6455 §4.2.1): the rules of [`ServerHandshake::parse_request`], which calls this,
+/// without the parsing and its size limits.
+///
+/// `method` and `target` are the request line's, `http_1_1` says whether the request
+/// is HTTP/1.1, and `headers` yields every field as `(name, value)` (names in any case,
+/// values without surrounding whitespace). The errors and their statuses are those of
+/// [`ServerHandshake::parse_request`], in the same order of precedence; answer them
+/// with [`error_answer`] or [`write_error`].
+///
+/// ```
+/// use sansock::handshake::server::check_request;
+/// let headers = [
+///     ("host", &b"example.com"[..]),
+///     ("upgrade", b"websocket"),
+///     ("connection", b"keep-alive, Upgrade"),
+///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+///     ("sec-websocket-version", b"13"),
+/// ];
+/// let checked = check_request("GET", "/chat?room=1", true, headers)?;
+/// assert_eq!((checked.path, checked.query), ("/chat", Some("room=1")));
+/// assert_eq!(checked.key, "dGhlIHNhbXBsZSBub25jZQ==");
+///
+/// let mut old = headers;
+/// old[4] = ("sec-websocket-version", b"8");
+/// let err = check_request("GET", "/chat", true, old).unwrap_err();
+/// assert_eq!(err, sansock::Error::UnsupportedVersion);
+/// assert_eq!(err.http_status(), Some(426));
+/// # Ok::<(), sansock::Error>(())
+/// ```
+pub fn check_request<'h, I>(
+    method: &str,
+    target: &'h str,
+    http_1_1: bool,
+    headers: I,
+) -> Result<CheckedRequest<'h>, Error>
+where
+    I: IntoIterator<Item = (&'h str, &'h [u8])>,
+{
+    if method != "GET" {
+        return Err(Error::MethodNotGet);
     }
+    if !http_1_1 {
+        return Err(Error::UnsupportedHttpVersion);
+    }
+    let (path, query) = split_target(target)?;
+    let scan = Scan::of(headers);
+    let host = match scan.host {
+        Once::Absent | Once::One(b"") => return Err(Error::MissingHost),
+        Once::One(host) => core::str::from_utf8(host).map_err(|_| Error::InvalidHeader("Host"))?,
+        Once::Repeated => return Err(Error::InvalidHeader("Host")),
+    };
+    if !scan.upgrade_websocket {
+        return Err(Error::MissingUpgrade);
+    }
+    if !scan.connection_upgrade {
+        return Err(Error::MissingConnectionUpgrade);
+    }
+    // Checked before the key so that an older client learns which version to use.
+    if scan.version != Once::One(b"13") {
+        return Err(Error::UnsupportedVersion);
+    }
+    let key = match scan.key {
+        Once::One(key) if is_valid_key(key) => core::str::from_utf8(key),
+        _ => return Err(Error::InvalidKey),
+    }
+    .map_err(|_| Error::InvalidKey)?;
+    scan.extensions?;
+    // A body would be read as WebSocket frames: refuse it rather than smuggle it.
+    if scan.transfer_encoding {
+        return Err(Error::InvalidHeader("Transfer-Encoding"));
+    }
+    if scan.content_length {
+        return Err(Error::InvalidHeader("Content-Length"));
+    }
+    Ok(CheckedRequest {
+        path,
+        query,
+        host,
+        key,
+    })
+}
+
+/// Whether `headers` ask for a WebSocket upgrade (`Upgrade: websocket` and
+/// `Connection: upgrade`), whether or not the rest of the request is valid.
+///
+/// Use it to route: a request that asks for an upgrade is answered by
+/// [`check_request`] (101, or the error's status), any other by the HTTP application.
+///
+/// ```
+/// use sansock::handshake::server::wants_websocket;
+/// assert!(wants_websocket([("Upgrade", &b"WebSocket"[..]), ("Connection", b"keep-alive, upgrade")]));
+/// assert!(!wants_websocket([("Upgrade", &b"h2c"[..]), ("Connection", b"upgrade")]));
+/// ```
+pub fn wants_websocket<'h, I>(headers: I) -> bool
+where
+    I: IntoIterator<Item = (&'h str, &'h [u8])>,
+{
+    let scan = Scan::of(headers);
+    scan.upgrade_websocket && scan.connection_upgrade
+}
+
+/// A header that may appear at most once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Once<'h> {
+    Absent,
+    One(&'h [u8]),
+    Repeated,
+}
+
+impl<'h> Once<'h> {
+    fn see(&mut self, value: &'h [u8]) {
+        *self = match self {
+            Once::Absent => Once::One(value),
+            _ => Once::Repeated,
+        };
+    }
+}
+
+/// Everything the request checks need, gathered in one pass over the headers so that
+/// any header list (a parsed block, an HTTP library's map) can be checked alike.
+struct Scan<'h> {
+    host: Once<'h>,
+    version: Once<'h>,
+    key: Once<'h>,
+    upgrade_websocket: bool,
+    connection_upgrade: bool,
+    /// The first syntax error of the `Sec-WebSocket-Extensions` fields.
+    extensions: Result<(), Error>,
+    transfer_encoding: bool,
+    /// A `Content-Length` other than `0`.
+    content_length: bool,
+}
+
+impl<'h> Scan<'h> {
+    fn of<I: IntoIterator<Item = (&'h str, &'h [u8])>>(headers: I) -> Self {
+        let mut scan = Scan {
+            host: Once::Absent,
+            version: Once::Absent,
+            key: Once::Absent,
+            upgrade_websocket: false,
+            connection_upgrade: false,
+            extensions: Ok(()),
+            transfer_encoding: false,
+            content_length: false,
+        };
+        for (name, value) in headers {
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("Host") {
+                scan.host.see(value);
+            } else if is("Upgrade") {
+                scan.upgrade_websocket |= has_token(value, "websocket");
+            } else if is("Connection") {
+                scan.connection_upgrade |= has_token(value, "upgrade");
+            } else if is("Sec-WebSocket-Version") {
+                scan.version.see(value);
+            } else if is("Sec-WebSocket-Key") {
+                scan.key.see(value);
+            } else if is("Sec-WebSocket-Extensions") {
+                if scan.extensions.is_ok() {
+                    scan.extensions = match core::str::from_utf8(value) {
+                        Ok(list) => ExtensionOffers::from_value(list).validate(),
+                        Err(_) => Err(Error::InvalidHeader("Sec-WebSocket-Extensions")),
+                    };
+                }
+            } else if is("Transfer-Encoding") {
+                scan.transfer_encoding = true;
+            } else if is("Content-Length") {
+                scan.content_length |= value != b"0";
+            }
+        }
+        scan
+    }
+}
+
+/// Whether the comma-separated list `value` has the element `token` (ASCII
+/// case-insensitive, optional whitespace around elements), as [`Headers::has_token`].
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|e| trim_ows(e).eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// RFC 6455 §4.2.1 item 5: base64 of exactly 16 bytes, i.e. 24 characters ending in `==`.
@@ -387,17 +545,7 @@ pub fn write_accept(
     extra_headers: &[(&str, &str)],
     out: &mut (impl HttpWrite + ?Sized),
 ) -> Result<(), Error> {
-    if subprotocol.is_some_and(|p| !is_token(p)) {
-        return Err(Error::InvalidRequest("subprotocol is not a token"));
-    }
-    if let Some(ext) = extensions
-        && !is_extension_list(ext)
-    {
-        return Err(Error::InvalidRequest("malformed extension list"));
-    }
-    for (name, value) in extra_headers {
-        check_header(name, value, RESERVED_ACCEPT)?;
-    }
+    check_accept(subprotocol, extensions, extra_headers)?;
     out.put(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")?;
     put_header(out, "Sec-WebSocket-Accept", &accept_key(key.as_bytes()))?;
     if let Some(p) = subprotocol {
@@ -410,6 +558,31 @@ pub fn write_accept(
         put_header(out, name, value.as_bytes())?;
     }
     out.put(b"\r\n")
+}
+
+/// Checks the parameters of a `101` answer as [`write_accept`] does before writing
+/// anything, for a caller that builds the answer with an HTTP library instead.
+///
+/// The answer then carries `Upgrade: websocket`, `Connection: Upgrade`,
+/// `Sec-WebSocket-Accept` ([`accept_key`]), `Sec-WebSocket-Protocol: subprotocol` and
+/// `Sec-WebSocket-Extensions: extensions` when given, and `extra_headers`.
+pub fn check_accept(
+    subprotocol: Option<&str>,
+    extensions: Option<&str>,
+    extra_headers: &[(&str, &str)],
+) -> Result<(), Error> {
+    if subprotocol.is_some_and(|p| !is_token(p)) {
+        return Err(Error::InvalidRequest("subprotocol is not a token"));
+    }
+    if let Some(ext) = extensions
+        && !is_extension_list(ext)
+    {
+        return Err(Error::InvalidRequest("malformed extension list"));
+    }
+    for (name, value) in extra_headers {
+        check_header(name, value, RESERVED_ACCEPT)?;
+    }
+    Ok(())
 }
 
 /// Writes a refusal: `HTTP/1.1 <status> <reason>`, `extra_headers`, `Content-Length`,
@@ -436,8 +609,33 @@ pub fn write_reject(
 /// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4) and 405 carries `Allow: GET`
 /// (RFC 9110 §15.5.6).
 pub fn write_error(err: &Error, out: &mut (impl HttpWrite + ?Sized)) -> Result<(), Error> {
+    let (status, extra) = error_answer(err);
+    let mut len = Counter::default();
+    // Counting cannot fail: `Counter` never returns an error.
+    let _ = writeln!(len, "{err}");
+    put_refusal_head(status, extra, len.0, out)?;
+    let mut sink = FmtSink { out, error: None };
+    if writeln!(sink, "{err}").is_err() {
+        return Err(sink.error.unwrap_or(Error::BufferTooSmall));
+    }
+    Ok(())
+}
+
+/// The status and headers [`write_error`] answers `err` with, for a caller that builds
+/// the answer with an HTTP library: [`Error::http_status`] (500 for an error that has
+/// none), `Sec-WebSocket-Version: 13` with 426 (RFC 6455 §4.4), `Allow: GET` with 405
+/// (RFC 9110 §15.5.6), and a plain-text `Content-Type` for a body that is the error's
+/// description followed by a newline.
+///
+/// ```
+/// use sansock::handshake::server::error_answer;
+/// let (status, headers) = error_answer(&sansock::Error::UnsupportedVersion);
+/// assert_eq!(status, 426);
+/// assert!(headers.contains(&("Sec-WebSocket-Version", "13")));
+/// ```
+pub fn error_answer(err: &Error) -> (u16, &'static [(&'static str, &'static str)]) {
     let status = err.http_status().unwrap_or(500);
-    let extra: &[(&str, &str)] = match status {
+    let headers: &'static [(&'static str, &'static str)] = match status {
         426 => &[
             ("Sec-WebSocket-Version", "13"),
             ("Content-Type", "text/plain; charset=utf-8"),
@@ -448,15 +646,7 @@ pub fn write_error(err: &Error, out: &mut (impl HttpWrite + ?Sized)) -> Result<(
         ],
         _ => &[("Content-Type", "text/plain; charset=utf-8")],
     };
-    let mut len = Counter::default();
-    // Counting cannot fail: `Counter` never returns an error.
-    let _ = writeln!(len, "{err}");
-    put_refusal_head(status, extra, len.0, out)?;
-    let mut sink = FmtSink { out, error: None };
-    if writeln!(sink, "{err}").is_err() {
-        return Err(sink.error.unwrap_or(Error::BufferTooSmall));
-    }
-    Ok(())
+    (status, headers)
 }
 
 fn put_refusal_head(
@@ -565,6 +755,254 @@ mod tests {
         for bad in ["*", "h:443", "ftp://h/", "ws:///x", "/a#frag", "chat"] {
             assert_eq!(split_target(bad), Err(Error::MalformedHttp), "{bad}");
         }
+    }
+
+    const GOOD: [(&str, &[u8]); 5] = [
+        ("host", b"example.com"),
+        ("upgrade", b"websocket"),
+        ("connection", b"Upgrade"),
+        ("sec-websocket-version", b"13"),
+        ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    /// `GOOD` with every field called one of `drop` removed and `extra` appended.
+    fn with<'a>(
+        drop: &'a [&'a str],
+        extra: &'a [(&'a str, &'a [u8])],
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        GOOD.into_iter()
+            .filter(move |(n, _)| !drop.iter().any(|d| d.eq_ignore_ascii_case(n)))
+            .chain(extra.iter().copied())
+    }
+
+    #[test]
+    fn check_request_takes_any_header_list() {
+        let ok = check_request("GET", "/a?b", true, GOOD).unwrap();
+        assert_eq!(
+            ok,
+            CheckedRequest {
+                path: "/a",
+                query: Some("b"),
+                host: "example.com",
+                key: "dGhlIHNhbXBsZSBub25jZQ==",
+            }
+        );
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            bool,
+            &'a [&'a str],
+            &'a [(&'a str, &'a [u8])],
+            Error,
+        );
+        let cases: &[Case<'_>] = &[
+            ("POST", "/", true, &[], &[], Error::MethodNotGet),
+            ("GET", "/", false, &[], &[], Error::UnsupportedHttpVersion),
+            ("GET", "*", true, &[], &[], Error::MalformedHttp),
+            ("GET", "/", true, &["host"], &[], Error::MissingHost),
+            (
+                "GET",
+                "/",
+                true,
+                &["host"],
+                &[("Host", b"")],
+                Error::MissingHost,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &[],
+                &[("HOST", b"b")],
+                Error::InvalidHeader("Host"),
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &["host"],
+                &[("Host", b"\xff")],
+                Error::InvalidHeader("Host"),
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &["upgrade"],
+                &[("Upgrade", b"h2c")],
+                Error::MissingUpgrade,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &["connection"],
+                &[("Connection", b"close")],
+                Error::MissingConnectionUpgrade,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &["sec-websocket-version"],
+                &[],
+                Error::UnsupportedVersion,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &["sec-websocket-version"],
+                &[("Sec-WebSocket-Version", b"8")],
+                Error::UnsupportedVersion,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &[],
+                &[("Sec-WebSocket-Version", b"13")],
+                Error::UnsupportedVersion,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &["sec-websocket-key"],
+                &[],
+                Error::InvalidKey,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &[],
+                &[("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")],
+                Error::InvalidKey,
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &[],
+                &[("Sec-WebSocket-Extensions", b"a; b=\"c d\"")],
+                Error::InvalidHeader("Sec-WebSocket-Extensions"),
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &[],
+                &[("Transfer-Encoding", b"chunked")],
+                Error::InvalidHeader("Transfer-Encoding"),
+            ),
+            (
+                "GET",
+                "/",
+                true,
+                &[],
+                &[("Content-Length", b"0"), ("content-length", b"5")],
+                Error::InvalidHeader("Content-Length"),
+            ),
+            // Precedence: the version is reported before the key.
+            (
+                "GET",
+                "/",
+                true,
+                &["sec-websocket-version", "sec-websocket-key"],
+                &[],
+                Error::UnsupportedVersion,
+            ),
+        ];
+        for (method, target, v11, drop, extra, want) in cases {
+            let got = check_request(method, target, *v11, with(drop, extra));
+            assert_eq!(
+                got,
+                Err(want.clone()),
+                "{method} {target} -{drop:?} +{extra:?}"
+            );
+        }
+        // Lists spread over several fields, in any case, are read as one.
+        let spread: &[(&str, &[u8])] = &[
+            ("Connection", b"keep-alive"),
+            ("CONNECTION", b" UPGRADE "),
+            ("Upgrade", b"foo/1, WebSocket"),
+            ("Sec-WebSocket-Extensions", b"permessage-deflate"),
+            ("sec-websocket-extensions", b", x-foo; a=\"1\""),
+            ("Content-Length", b"0"),
+        ];
+        assert!(
+            check_request(
+                "GET",
+                "ws://h/x",
+                true,
+                with(&["upgrade", "connection"], spread)
+            )
+            .is_ok()
+        );
+        assert!(wants_websocket(with(&["upgrade", "connection"], spread)));
+        assert!(!wants_websocket(with(&["upgrade"], &[])));
+        assert!(!wants_websocket(with(
+            &["connection"],
+            &[("Connection", b"upgrade-insecure")]
+        )));
+    }
+
+    #[test]
+    fn check_request_agrees_with_parse_request() {
+        let hs = ServerHandshake::new(&Config::default(), Instant::ZERO);
+        let heads: &[&[u8]] = &[
+            b"GET /c?q HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\nUpgrade: websocket\r\n\r\n",
+        ];
+        for head in heads {
+            let mut slots = [httparse::EMPTY_HEADER; 16];
+            let mut req = httparse::Request::new(&mut slots);
+            assert!(req.parse(head).unwrap().is_complete());
+            let checked = check_request(
+                req.method.unwrap(),
+                req.path.unwrap(),
+                req.version == Some(1),
+                req.headers.iter().map(|h| (h.name, h.value)),
+            );
+            let parsed = hs.parse_request(head).map(|r| {
+                let r = r.unwrap();
+                (r.path, r.query, r.host, r.key)
+            });
+            assert_eq!(
+                checked.map(|c| (c.path, c.query, c.host, c.key)),
+                parsed,
+                "{:?}",
+                core::str::from_utf8(head)
+            );
+        }
+    }
+
+    #[test]
+    fn accept_and_error_parameters() {
+        assert_eq!(
+            check_accept(
+                Some("chat"),
+                Some("permessage-deflate"),
+                &[("Set-Cookie", "a=1")]
+            ),
+            Ok(())
+        );
+        assert!(check_accept(Some("a b"), None, &[]).is_err());
+        assert!(check_accept(None, Some(""), &[]).is_err());
+        assert!(check_accept(None, None, &[("Sec-WebSocket-Accept", "x")]).is_err());
+        assert!(check_accept(None, None, &[("X", "a\r\nB: c")]).is_err());
+        assert_eq!(error_answer(&Error::MethodNotGet).0, 405);
+        assert!(
+            error_answer(&Error::MethodNotGet)
+                .1
+                .contains(&("Allow", "GET"))
+        );
+        assert_eq!(error_answer(&Error::InvalidKey).0, 400);
+        assert_eq!(error_answer(&Error::InvalidRequest("x")).0, 500);
     }
 
     #[test]
