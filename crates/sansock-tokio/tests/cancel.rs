@@ -80,7 +80,7 @@ fn message(i: usize) -> (DataKind, Vec<u8>, Option<Vec<usize>>) {
         7 | 8 => 50_000 + i * 7919 % 150_000,
         _ => 125 + i % 4,
     };
-    let kind = if i % 3 == 0 {
+    let kind = if i.is_multiple_of(3) {
         DataKind::Text
     } else {
         DataKind::Binary
