@@ -1,7 +1,9 @@
 //! Drives the Autobahn fuzzingserver as a client: getCaseCount, runCase (echo) for each
 //! case, updateReports.
 //!
-//! `cargo run --release -p sansock-examples --example autobahn-client -- --url ws://127.0.0.1:9001 --agent sansock`
+//! `cargo run --release -p sansock-examples --example autobahn-client -- --url ws://127.0.0.1:9001 --agent sansock [--deflate]`
+//!
+//! `--deflate` offers permessage-deflate (RFC 7692).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use sansock_tokio::{ClientBuilder, Config, Message};
@@ -20,7 +22,11 @@ fn config() -> Config {
     let mut protocol = sansock::Config::default();
     protocol.max_message_size = 16 << 20;
     protocol.max_frame_size = 16 << 20;
-    Config::with_protocol(protocol)
+    let mut config = Config::with_protocol(protocol);
+    if std::env::args().any(|a| a == "--deflate") {
+        config.deflate = Some(Default::default());
+    }
+    config
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,8 @@
 //! Echoes every message back with its own type. Autobahn-ready.
 //!
-//! `cargo run --release -p sansock-examples --example echo-server -- --listen 127.0.0.1:9001 [--tls-cert cert.pem --tls-key key.pem]`
+//! `cargo run --release -p sansock-examples --example echo-server -- --listen 127.0.0.1:9001 [--deflate] [--tls-cert cert.pem --tls-key key.pem]`
+//!
+//! `--deflate` accepts permessage-deflate (RFC 7692) offers.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use sansock_tokio::{Config, Message};
@@ -11,8 +13,18 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: Config) {
     let Ok(mut ws) = sansock_tokio::accept_with_config(stream, config).await else {
         return;
     };
-    while let Some(Ok(msg)) = ws.recv().await {
-        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
+    while let Some(msg) = ws.recv().await {
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended with an error");
+                break;
+            }
+        };
+        if matches!(msg, Message::Text(_) | Message::Binary(_))
+            && let Err(e) = ws.send(msg).await
+        {
+            tracing::debug!(error = %e, "send failed");
             break;
         }
     }
@@ -38,7 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut protocol = sansock::Config::default();
     protocol.max_message_size = 16 << 20;
     protocol.max_frame_size = 16 << 20;
-    let config = Config::with_protocol(protocol);
+    let mut config = Config::with_protocol(protocol);
+    if std::env::args().any(|a| a == "--deflate") {
+        config.deflate = Some(Default::default());
+    }
     let tls = match (arg("--tls-cert"), arg("--tls-key")) {
         (Some(cert), Some(key)) => {
             Some(sansock_tokio::tls::tls_acceptor_from_pem(cert, key, None)?)

@@ -314,7 +314,15 @@ impl ClientBuilder {
         if let Some(o) = &self.origin {
             request = request.origin(o);
         }
-        if let Some(e) = &self.extensions {
+        #[cfg(feature = "deflate")]
+        let offer = match (&self.config.deflate, &self.extensions) {
+            (Some(d), Some(e)) => Some(format!("{}, {e}", d.offer())),
+            (Some(d), None) => Some(d.offer()),
+            (None, e) => e.clone(),
+        };
+        #[cfg(not(feature = "deflate"))]
+        let offer = self.extensions.clone();
+        if let Some(e) = &offer {
             request = request.extensions(e);
         }
         client_handshake(stream, &request, self.config.clone()).await

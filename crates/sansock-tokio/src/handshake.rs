@@ -143,11 +143,22 @@ where
             return Err(Error::Rejected(Box::new(response)));
         }
     };
-    debug!(subprotocol = ?response.subprotocol, "client handshake complete");
-    Ok((
-        WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover),
-        response,
-    ))
+    #[cfg(feature = "deflate")]
+    let deflate = match (&config.deflate, &response.extensions) {
+        (Some(offer), Some(answer)) => sansock::deflate::check_response(
+            sansock::handshake::ExtensionOffers::from_value(answer),
+            offer,
+        )?
+        .map(|params| (params, offer.clone())),
+        _ => None,
+    };
+    debug!(subprotocol = ?response.subprotocol, extensions = ?response.extensions, "client handshake complete");
+    let ws = WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover);
+    #[cfg(feature = "deflate")]
+    if let Some((params, offer)) = deflate {
+        ws.enable_deflate(params, &offer);
+    }
+    Ok((ws, response))
 }
 
 /// Whether a refusal's body is delimited by the end of the connection (RFC 9112 §6.3):
@@ -263,7 +274,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingUpgrade<S> {
     }
 
     /// Send the 101 answer and open the WebSocket.
-    pub async fn accept(mut self, answer: Accept) -> Result<WebSocket<S>, Error> {
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    pub async fn accept(mut self, mut answer: Accept) -> Result<WebSocket<S>, Error> {
+        // permessage-deflate under the configured policy, unless the application
+        // answered the extensions itself.
+        #[cfg(feature = "deflate")]
+        let deflate = match (&self.config.deflate, &answer.extensions) {
+            (Some(policy), None) => {
+                match sansock::deflate::negotiate(self.request.request().extensions(), policy)? {
+                    Some((params, header)) => {
+                        answer.extensions = Some(header);
+                        Some((params, policy.clone()))
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         let headers: Vec<(&str, &str)> = answer
             .headers
             .iter()
@@ -280,12 +307,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingUpgrade<S> {
         self.stream.write_all(&out).await?;
         self.stream.flush().await?;
         debug!(path = self.request.request().path, subprotocol = ?answer.subprotocol, "server handshake complete");
-        Ok(WebSocket::from_upgraded(
+        let ws = WebSocket::from_upgraded(
             self.stream,
             sansock::Role::Server,
             self.config,
             self.leftover,
-        ))
+        );
+        #[cfg(feature = "deflate")]
+        if let Some((params, policy)) = deflate {
+            ws.enable_deflate(params, &policy);
+        }
+        Ok(ws)
     }
 
     /// Refuse the upgrade and close the stream.

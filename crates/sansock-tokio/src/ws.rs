@@ -55,6 +55,10 @@ pub struct Config {
     /// The most bytes reserved for one read from the stream. Reads start small
     /// (512 bytes) and grow up to this while the peer keeps the buffer full.
     pub read_chunk: usize,
+    /// permessage-deflate (RFC 7692): `Some` makes a client offer it and a server accept
+    /// offers under this policy. `None` (the default): no compression.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<sansock::deflate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -63,6 +67,8 @@ impl Default for Config {
             protocol: sansock::Config::default(),
             max_write_buffer: 128 << 10,
             read_chunk: 64 << 10,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -343,6 +349,22 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
         Ok(())
     }
 
+    /// Turn on permessage-deflate with negotiated parameters (the handshake functions of
+    /// this crate do it for you when `Config::deflate` is set).
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(
+        &self,
+        params: sansock::deflate::DeflateParams,
+        config: &sansock::deflate::DeflateConfig,
+    ) {
+        lock(&self.write.shared).conn.enable_deflate(params, config);
+    }
+
+    /// Whether permessage-deflate is on.
+    pub fn is_deflate_enabled(&self) -> bool {
+        lock(&self.write.shared).conn.is_deflate_enabled()
+    }
+
     /// Split into halves that can live in different tasks.
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         (self.read, self.write)
@@ -419,10 +441,20 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
                         range,
                         message_start,
                         message_end,
+                        compressed,
                     }) => {
-                        rbuf.advance(range.start);
-                        let data = rbuf.split_to(range.len()).freeze();
-                        rbuf.advance(consumed - range.end);
+                        let data = if compressed {
+                            let mut out = BytesMut::new();
+                            sh.conn
+                                .decompress(kind, &rbuf[range], message_end, &mut out)?;
+                            rbuf.advance(consumed);
+                            out.freeze()
+                        } else {
+                            rbuf.advance(range.start);
+                            let data = rbuf.split_to(range.len()).freeze();
+                            rbuf.advance(consumed - range.end);
+                            data
+                        };
                         return Ok(Some(Chunk {
                             kind,
                             data,

@@ -27,7 +27,7 @@ use core::time::Duration;
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::{Config, Role};
 use crate::error::Error;
-use crate::frame::{FrameHeader, HeaderDecoder, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
+use crate::frame::{FrameHeader, HeaderDecoder, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::mask::{Masker, apply_mask};
 use crate::rng::{NoRandom, RandomSource};
 use crate::time::Instant;
@@ -157,6 +157,10 @@ pub struct Data<'a> {
     pub message_start: bool,
     /// This is the last chunk of the message.
     pub message_end: bool,
+    /// The message is permessage-deflate compressed: `payload` is compressed bytes, to
+    /// be inflated with `Connection::decompress` (feature `deflate`). Only possible after
+    /// [`Connection::enable_deflate`].
+    pub compressed: bool,
 }
 
 /// What the peer did.
@@ -196,6 +200,8 @@ pub enum RawEvent {
         message_start: bool,
         /// Last chunk of the message.
         message_end: bool,
+        /// The bytes are permessage-deflate compressed (see [`Data::compressed`]).
+        compressed: bool,
     },
     /// See [`Event::Ping`].
     Ping(ControlPayload),
@@ -340,6 +346,8 @@ struct InMessage {
     len: u64,
     utf8: Utf8Validator,
     started: bool,
+    /// RSV1 on the first frame: permessage-deflate compressed (RFC 7692 §6).
+    compressed: bool,
 }
 
 /// A WebSocket connection after the opening handshake: the sans-IO protocol engine.
@@ -401,6 +409,12 @@ pub struct Connection<R = NoRandom> {
 
     #[cfg(feature = "alloc")]
     assembly: bytes::BytesMut,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::Codec>,
+    #[cfg(feature = "deflate")]
+    inflated: usize,
+    #[cfg(feature = "deflate")]
+    inflate_utf8: Utf8Validator,
 }
 
 impl Connection<NoRandom> {
@@ -446,6 +460,12 @@ impl<R: RandomSource> Connection<R> {
             close_deadline: None,
             #[cfg(feature = "alloc")]
             assembly: bytes::BytesMut::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            #[cfg(feature = "deflate")]
+            inflated: 0,
+            #[cfg(feature = "deflate")]
+            inflate_utf8: Utf8Validator::new(),
         }
     }
 
@@ -487,6 +507,27 @@ impl<R: RandomSource> Connection<R> {
         self.rtt
     }
 
+    /// Turn on permessage-deflate with the parameters the handshake agreed on
+    /// ([`deflate::negotiate`](crate::deflate::negotiate) on a server,
+    /// [`deflate::check_response`](crate::deflate::check_response) on a client).
+    /// Received messages with RSV1 are inflated by [`read_message`](Self::read_message)
+    /// (or [`decompress`](Self::decompress)); sent messages of at least
+    /// `config.threshold` bytes are compressed by `encode_message`.
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(
+        &mut self,
+        params: crate::deflate::DeflateParams,
+        config: &crate::deflate::DeflateConfig,
+    ) {
+        self.allowed_rsv |= RSV1;
+        self.deflate = Some(crate::deflate::Codec::new(self.role, params, config));
+    }
+
+    /// Whether permessage-deflate is on.
+    pub fn is_deflate_enabled(&self) -> bool {
+        self.allowed_rsv & RSV1 != 0
+    }
+
     /// Allow reserved bits negotiated by an extension (e.g. [`RSV1`](crate::frame::RSV1)
     /// for permessage-deflate). Frames with other reserved bits still fail with 1002.
     pub fn set_allowed_rsv(&mut self, rsv: u8) {
@@ -511,11 +552,13 @@ impl<R: RandomSource> Connection<R> {
                 range,
                 message_start,
                 message_end,
+                compressed,
             } => Event::Data(Data {
                 kind,
                 payload: &input[range],
                 message_start,
                 message_end,
+                compressed,
             }),
             RawEvent::Ping(p) => Event::Ping(p),
             RawEvent::Pong(p) => Event::Pong(p),
@@ -592,6 +635,11 @@ impl<R: RandomSource> Connection<R> {
         if hdr.rsv & !self.allowed_rsv != 0 {
             return Err(Error::ReservedBitsSet);
         }
+        // Negotiated bits mark a whole message: only its first frame may carry them, and
+        // never a control frame (RFC 7692 §6.1).
+        if hdr.rsv != 0 && (hdr.opcode.is_control() || hdr.opcode == OpCode::Continuation) {
+            return Err(Error::ReservedBitsSet);
+        }
         match (self.role, hdr.mask.is_some()) {
             (Role::Server, false) => return Err(Error::UnmaskedFrame),
             (Role::Client, true) => return Err(Error::MaskedFrame),
@@ -624,6 +672,7 @@ impl<R: RandomSource> Connection<R> {
                     len: 0,
                     utf8: Utf8Validator::new(),
                     started: false,
+                    compressed: hdr.rsv & RSV1 != 0,
                 });
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control = ControlPayload::EMPTY,
@@ -712,13 +761,15 @@ impl<R: RandomSource> Connection<R> {
             return Ok((end, None));
         };
         msg.len += take as u64;
-        if msg.kind == DataKind::Text {
+        // Compressed text is validated once inflated (`decompress`), not on the wire.
+        let validate = msg.kind == DataKind::Text && !msg.compressed;
+        if validate {
             msg.utf8
                 .feed(&input[start..end])
                 .map_err(|_| Error::InvalidUtf8)?;
         }
         let message_end = frame_done && hdr.fin;
-        if message_end && msg.kind == DataKind::Text {
+        if message_end && validate {
             msg.utf8.finish().map_err(|_| Error::InvalidUtf8)?;
         }
         if take == 0 && !message_end {
@@ -730,6 +781,7 @@ impl<R: RandomSource> Connection<R> {
             range: start..end,
             message_start: !msg.started,
             message_end,
+            compressed: msg.compressed,
         };
         msg.started = true;
         if message_end {
@@ -1089,7 +1141,20 @@ mod owned {
                         range,
                         message_start,
                         message_end,
+                        compressed,
                     } => {
+                        if compressed {
+                            let mut out = core::mem::take(&mut self.assembly);
+                            let r = self.decompress(kind, &input[range], message_end, &mut out);
+                            self.assembly = out;
+                            r?;
+                            input.advance(consumed);
+                            if !message_end {
+                                continue;
+                            }
+                            let payload = self.assembly.split().freeze();
+                            return Ok(Some(data_message(kind, payload)));
+                        }
                         if message_start && message_end {
                             input.advance(range.start);
                             let payload = input.split_to(range.len()).freeze();
@@ -1120,8 +1185,70 @@ mod owned {
             }
         }
 
+        /// Inflate a chunk of a compressed message (a [`Data`] event with `compressed`)
+        /// into `out`, appending. The inflated size counts against `max_message_size`
+        /// (a deflate bomb fails with 1009 and bounded memory) and inflated text is
+        /// validated as UTF-8 at once. Errors fail the connection like [`read`](Self::read).
+        pub fn decompress(
+            &mut self,
+            kind: DataKind,
+            chunk: &[u8],
+            message_end: bool,
+            out: &mut BytesMut,
+        ) -> Result<(), Error> {
+            let r = self.decompress_inner(kind, chunk, message_end, out);
+            if let Err(e) = &r {
+                self.fail(e.clone());
+            }
+            r
+        }
+
+        #[cfg(feature = "deflate")]
+        fn decompress_inner(
+            &mut self,
+            kind: DataKind,
+            chunk: &[u8],
+            message_end: bool,
+            out: &mut BytesMut,
+        ) -> Result<(), Error> {
+            let limit = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
+            let codec = self.deflate.as_mut().ok_or(Error::InvalidCompressedData)?;
+            // The limit is per message; `inflated` counts what earlier chunks produced.
+            let before = out.len();
+            let room = limit.saturating_sub(self.inflated);
+            let r = codec.decompress(chunk, message_end, out, before.saturating_add(room));
+            let produced = out.len() - before;
+            if kind == DataKind::Text {
+                self.inflate_utf8
+                    .feed(&out[before..])
+                    .map_err(|_| Error::InvalidUtf8)?;
+            }
+            r?;
+            self.inflated += produced;
+            if message_end {
+                self.inflated = 0;
+                if kind == DataKind::Text {
+                    self.inflate_utf8.finish().map_err(|_| Error::InvalidUtf8)?;
+                }
+            }
+            Ok(())
+        }
+
+        #[cfg(not(feature = "deflate"))]
+        fn decompress_inner(
+            &mut self,
+            _: DataKind,
+            _: &[u8],
+            _: bool,
+            _: &mut BytesMut,
+        ) -> Result<(), Error> {
+            // RSV1 is refused unless deflate was enabled, so this cannot be reached.
+            Err(Error::InvalidCompressedData)
+        }
+
         /// Encode a whole data message (headers and masked payload) into `out`,
-        /// fragmented at `max_send_frame_size`.
+        /// fragmented at `max_send_frame_size`. With permessage-deflate enabled, messages
+        /// of at least the configured threshold are compressed (RSV1 on the first frame).
         pub fn encode_message(
             &mut self,
             kind: DataKind,
@@ -1133,6 +1260,22 @@ mod owned {
             }
             if self.tx_msg.is_some() {
                 return Err(Error::MessageInProgress);
+            }
+            #[cfg(feature = "deflate")]
+            if let Some(codec) = self.deflate.as_mut()
+                && codec.should_compress(payload.len())
+            {
+                let mut compressed = BytesMut::new();
+                codec.compress(payload, &mut compressed)?;
+                for (r, last) in self.fragments(compressed.len()) {
+                    let rsv = if r.start == 0 { crate::frame::RSV1 } else { 0 };
+                    let mut f = self.encode_frame_rsv(kind, r.len(), last, rsv)?;
+                    out.put_slice(f.header());
+                    let at = out.len();
+                    out.put_slice(&compressed[r]);
+                    f.mask(&mut out[at..]);
+                }
+                return Ok(());
             }
             for (r, last) in self.fragments(payload.len()) {
                 let mut f = self.encode_frame(kind, r.len(), last)?;
@@ -1447,6 +1590,7 @@ mod tests {
                 range,
                 message_start: true,
                 message_end: true,
+                compressed: false,
             }) => {
                 assert_eq!(range, 6..9);
                 assert_eq!(&f[range], b"xyz");

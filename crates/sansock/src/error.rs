@@ -42,8 +42,13 @@ pub enum Error {
     InvalidUtf8,
     /// A frame's payload exceeded the configured `max_frame_size`.
     FrameTooLarge,
-    /// A message exceeded the configured `max_message_size`.
+    /// A message exceeded the configured `max_message_size` (for a compressed message:
+    /// once inflated).
     MessageTooLarge,
+    /// A compressed message could not be inflated (RFC 7692 §6.2).
+    InvalidCompressedData,
+    /// The compressor failed (an internal error, not caused by the peer).
+    CompressionFailed,
     /// The peer stayed silent past the keepalive pong deadline: the connection is
     /// considered dead (reported locally as 1006).
     PeerUnresponsive,
@@ -126,7 +131,8 @@ impl Error {
             | LengthMsbSet
             | InvalidCloseCode(_)
             | InvalidClosePayload => CloseCode::PROTOCOL_ERROR,
-            InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            InvalidUtf8 | InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
+            CompressionFailed => CloseCode::INTERNAL_ERROR,
             FrameTooLarge | MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
             PeerUnresponsive | CloseTimeout | ConnectionReset => CloseCode::ABNORMAL,
             _ => return None,
@@ -184,6 +190,10 @@ impl fmt::Display for Error {
             }
             FrameTooLarge => f.write_str("frame larger than max_frame_size"),
             MessageTooLarge => f.write_str("message larger than max_message_size"),
+            InvalidCompressedData => {
+                f.write_str("compressed message does not inflate (RFC 7692 §6.2)")
+            }
+            CompressionFailed => f.write_str("compressor failed"),
             PeerUnresponsive => {
                 f.write_str("peer did not answer keepalive within the pong deadline")
             }

@@ -16,6 +16,8 @@ extern crate std;
 pub mod close;
 pub mod config;
 pub mod conn;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
