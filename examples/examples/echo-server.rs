@@ -1,10 +1,22 @@
 //! Echoes every message back with its own type. Autobahn-ready.
 //!
-//! `cargo run --release -p sansock-examples --example echo-server -- --listen 127.0.0.1:9001`
+//! `cargo run --release -p sansock-examples --example echo-server -- --listen 127.0.0.1:9001 [--tls-cert cert.pem --tls-key key.pem]`
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use sansock_tokio::{Config, Message};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: Config) {
+    let Ok(mut ws) = sansock_tokio::accept_with_config(stream, config).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.recv().await {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
+            break;
+        }
+    }
+}
 
 fn arg(name: &str) -> Option<String> {
     let mut args = std::env::args();
@@ -27,19 +39,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     protocol.max_message_size = 16 << 20;
     protocol.max_frame_size = 16 << 20;
     let config = Config::with_protocol(protocol);
-    eprintln!("echo-server listening on ws://{}", listener.local_addr()?);
+    let tls = match (arg("--tls-cert"), arg("--tls-key")) {
+        (Some(cert), Some(key)) => {
+            Some(sansock_tokio::tls::tls_acceptor_from_pem(cert, key, None)?)
+        }
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    eprintln!(
+        "echo-server listening on {scheme}://{}",
+        listener.local_addr()?
+    );
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = accepted?;
                 stream.set_nodelay(true)?;
                 let config = config.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let Ok(mut ws) = sansock_tokio::accept_with_config(stream, config).await else { return };
-                    while let Some(Ok(msg)) = ws.recv().await {
-                        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
-                            break;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = sansock_tokio::tls::accept_tls(&acceptor, stream).await {
+                                echo(stream, config).await;
+                            }
                         }
+                        None => echo(stream, config).await,
                     }
                 });
             }

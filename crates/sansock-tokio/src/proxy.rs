@@ -148,11 +148,11 @@ impl ProxyConfig {
         if is_local(target_host) {
             return Ok(None);
         }
-        if let Some(no_proxy) = get(&["no_proxy", "NO_PROXY"]) {
-            if no_proxy_matches(&no_proxy, target_host) {
-                tracing::debug!(target_host, "no_proxy matches: connecting directly");
-                return Ok(None);
-            }
+        if let Some(no_proxy) = get(&["no_proxy", "NO_PROXY"])
+            && no_proxy_matches(&no_proxy, target_host)
+        {
+            tracing::debug!(target_host, "no_proxy matches: connecting directly");
+            return Ok(None);
         }
         let scheme_specific = if secure {
             get(&["https_proxy", "HTTPS_PROXY"])

@@ -19,10 +19,10 @@
 //! the message encoded but unflushed; the next `send` or `flush` delivers it.
 //!
 //! # Memory
-//! Buffers start empty and grow with traffic: the read buffer reserves `read_chunk`
-//! bytes only while reading, and both buffers are released when they drain after a
-//! large message, so an idle connection holds about `read_chunk` bytes of buffer plus
-//! the connection state.
+//! Buffers start empty and grow with traffic. Reads start at 512 bytes and double
+//! while the peer keeps filling them, up to `read_chunk`; both buffers are released
+//! when they drain after a burst. Measured with `examples/idle-clients` against
+//! `echo-server` (10,000 idle connections on loopback, server RSS): see the README.
 
 use std::future::poll_fn;
 use std::io;
@@ -52,7 +52,8 @@ pub struct Config {
     pub protocol: sansock::Config,
     /// `send` waits (flushes) once this many bytes are buffered.
     pub max_write_buffer: usize,
-    /// Bytes reserved for each read from the stream.
+    /// The most bytes reserved for one read from the stream. Reads start small
+    /// (512 bytes) and grow up to this while the peer keeps the buffer full.
     pub read_chunk: usize,
 }
 
@@ -61,7 +62,7 @@ impl Default for Config {
         Config {
             protocol: sansock::Config::default(),
             max_write_buffer: 128 << 10,
-            read_chunk: 4 << 10,
+            read_chunk: 64 << 10,
         }
     }
 }
@@ -75,6 +76,9 @@ impl Config {
         }
     }
 }
+
+/// The first read size of a connection: small, so idle connections stay cheap.
+const MIN_READ: usize = 512;
 
 /// Masking keys for clients, drawn from a ChaCha generator seeded by the OS.
 #[derive(Debug)]
@@ -227,6 +231,7 @@ pub struct ReadHalf<S> {
     rd: tokio::io::ReadHalf<S>,
     rbuf: BytesMut,
     read_chunk: usize,
+    read_size: usize,
     shared: SharedRef<S>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<sansock::Instant>,
@@ -289,7 +294,8 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
             read: ReadHalf {
                 rd,
                 rbuf,
-                read_chunk: config.read_chunk.max(256),
+                read_chunk: config.read_chunk.max(MIN_READ),
+                read_size: MIN_READ,
                 shared: shared.clone(),
                 timer: Box::pin(tokio::time::sleep_until(epoch)),
                 timer_at: None,
@@ -466,8 +472,10 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
                     return Poll::Ready(Some(Err(Error::Protocol(e))));
                 }
             }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * self.read_chunk {
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * MIN_READ {
+                // A burst is over: give its memory back, start small again.
                 self.rbuf = BytesMut::new();
+                self.read_size = MIN_READ;
             }
             match sh.poll_flush_and_maybe_shutdown(cx) {
                 Poll::Ready(Err(e)) => {

@@ -67,17 +67,17 @@ async fn connect_proxy(required: Option<(&'static str, &'static str)>) -> Socket
                     name.eq_ignore_ascii_case("proxy-authorization")
                         .then(|| value.trim().to_owned())
                 });
-                if let Some((user, pass)) = required {
-                    if !auth.is_some_and(|v| verify_basic(&v, user, pass)) {
-                        let _ = client
-                            .write_all(
-                                b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                if let Some((user, pass)) = required
+                    && !auth.is_some_and(|v| verify_basic(&v, user, pass))
+                {
+                    let _ = client
+                        .write_all(
+                            b"HTTP/1.1 407 Proxy Authentication Required\r\n\
                                   Proxy-Authenticate: Basic realm=\"test\"\r\n\
                                   Content-Length: 0\r\n\r\n",
-                            )
-                            .await;
-                        return;
-                    }
+                        )
+                        .await;
+                    return;
                 }
                 let Ok(mut upstream) = TcpStream::connect(target).await else {
                     let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;

@@ -251,4 +251,51 @@ mod tests {
             .is_ok()
         );
     }
+
+    #[test]
+    fn names_display_and_conversions() {
+        extern crate std;
+        use std::format;
+        assert_eq!(format!("{}", CloseCode::NORMAL), "1000 (normal closure)");
+        assert_eq!(
+            format!("{:?}", CloseCode::MESSAGE_TOO_BIG),
+            "CloseCode(1009 message too big)"
+        );
+        assert_eq!(format!("{}", CloseCode(4321)), "4321");
+        assert_eq!(format!("{:?}", CloseCode(4321)), "CloseCode(4321)");
+        for code in 1000..=1015u16 {
+            assert_eq!(CloseCode(code).name().is_some(), code != 1004, "{code}");
+        }
+        assert_eq!(CloseCode::from(1001u16), CloseCode::GOING_AWAY);
+        assert_eq!(u16::from(CloseCode::BAD_GATEWAY), 1014);
+    }
+
+    #[test]
+    fn write_body_round_trips_through_parse() {
+        let reason = "é".repeat(61) + "x"; // 123 bytes
+        for code in (1000..=1003).chain(1007..=1014).chain([3000, 4999]) {
+            for reason in ["", "ok", reason.as_str()] {
+                let f = CloseFrame {
+                    code: CloseCode(code),
+                    reason,
+                };
+                f.validate_for_send().unwrap();
+                let mut out = [0u8; 125];
+                let n = f.write_body(&mut out);
+                assert_eq!(n, 2 + reason.len());
+                assert_eq!(CloseFrame::parse(&out[..n]), Ok(f));
+            }
+        }
+        let mut out = [0u8; 125];
+        let n = CloseFrame {
+            code: CloseCode::NO_STATUS,
+            reason: "",
+        }
+        .write_body(&mut out);
+        assert_eq!(n, 0);
+        assert_eq!(
+            CloseFrame::parse(&out[..n]).unwrap().code,
+            CloseCode::NO_STATUS
+        );
+    }
 }

@@ -739,8 +739,10 @@ impl<R: RandomSource> Connection<R> {
     }
 
     fn fail(&mut self, e: Error) {
+        // A close queued by `close()` but not yet sent is replaced: the peer should
+        // learn why the connection failed (§7.1.7).
         if let Some(code) = e.close_code().filter(|c| c.is_sendable())
-            && !self.close_queued
+            && !self.close_sent
         {
             let mut body = [0u8; MAX_CONTROL_PAYLOAD];
             let n = CloseFrame { code, reason: "" }.write_body(&mut body);
@@ -852,6 +854,14 @@ impl<R: RandomSource> Connection<R> {
         payload: &[u8],
         out: &mut [u8],
     ) -> Result<usize, Error> {
+        if self.close_queued || self.close_received.is_some() || self.failed.is_some() {
+            return Err(Error::ConnectionClosed);
+        }
+        if self.tx_msg.is_some() {
+            // Like `encode_message`: never turn a whole message into continuations of a
+            // fragmented message opened with `encode_frame`.
+            return Err(Error::MessageInProgress);
+        }
         let need: usize = self
             .fragments(payload.len())
             .map(|(r, _)| r.len() + header_len_for(r.len(), self.role))
@@ -1350,6 +1360,98 @@ mod tests {
                 v.1 += 1;
             }
             v
+        }
+    }
+
+    #[test]
+    fn header_len_for_matches_the_encoded_header() {
+        for len in [0usize, 1, 125, 126, 127, 0xffff, 0x1_0000, usize::MAX] {
+            for role in [Role::Client, Role::Server] {
+                let h = FrameHeader {
+                    fin: true,
+                    rsv: 0,
+                    opcode: OpCode::Binary,
+                    mask: (role == Role::Client).then_some([0; 4]),
+                    payload_len: len as u64,
+                };
+                assert_eq!(header_len_for(len, role), h.encoded_len(), "{len} {role:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fragments_cover_every_byte_once() {
+        for len in 0..40 {
+            for max in [0, 1, 2, 3, 7, 39, 40, 41, usize::MAX] {
+                let mut next = 0;
+                let mut frames = 0;
+                let mut it = Fragments::new(len, max);
+                for (r, last) in it.by_ref() {
+                    assert_eq!(r.start, next);
+                    assert!(r.len() <= max.max(1));
+                    assert!(!r.is_empty() || len == 0);
+                    next = r.end;
+                    frames += 1;
+                    assert_eq!(last, next == len);
+                }
+                assert_eq!(next, len);
+                assert_eq!(frames, len.div_ceil(max.max(1)).max(1));
+                assert_eq!(it.next(), None, "fused");
+            }
+        }
+    }
+
+    #[test]
+    fn control_payload_bounds_and_split_accumulation() {
+        assert_eq!(
+            ControlPayload::new(&[0; 126]),
+            Err(Error::ControlPayloadTooLong)
+        );
+        let full = ControlPayload::new(&[7; 125]).unwrap();
+        assert_eq!(full.as_bytes(), &[7; 125][..]);
+        // A control frame read in pieces is pushed in pieces.
+        let mut p = ControlPayload::EMPTY;
+        p.push(b"ab");
+        p.push(b"");
+        p.push(b"c");
+        assert_eq!(p, ControlPayload::new(b"abc").unwrap());
+    }
+
+    #[test]
+    fn state_follows_the_close_flags() {
+        let mut c = server();
+        assert_eq!(c.state(), State::Open);
+        c.close_queued = true;
+        assert_eq!(c.state(), State::Closing);
+        c.close_received = Some(ReceivedClose::new(CloseFrame {
+            code: CloseCode::NORMAL,
+            reason: "",
+        }));
+        assert_eq!(c.state(), State::CloseReceived);
+        c.close_sent = true;
+        assert_eq!(c.state(), State::Closed);
+        let mut c = server();
+        c.failed = Some(Error::ConnectionReset);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[test]
+    fn read_raw_ranges_point_at_the_unmasked_payload() {
+        let mut c = server();
+        let (mut f, n) = frame(0x82, b"xyz", K);
+        let (used, ev) = c.read_raw(&mut f[..n], t(0)).unwrap();
+        assert_eq!(used, n);
+        match ev {
+            Some(RawEvent::Data {
+                kind: DataKind::Binary,
+                range,
+                message_start: true,
+                message_end: true,
+            }) => {
+                assert_eq!(range, 6..9);
+                assert_eq!(&f[range], b"xyz");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

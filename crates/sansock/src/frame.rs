@@ -345,4 +345,52 @@ mod tests {
         }
         assert_eq!(got, Some(h));
     }
+
+    #[test]
+    fn header_len_hint_for_every_length_byte() {
+        assert_eq!(header_len_hint(&[]), 2);
+        assert_eq!(header_len_hint(&[0x81]), 2);
+        for b1 in 0..=255u8 {
+            let ext = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let key = if b1 & 0x80 != 0 { 4 } else { 0 };
+            assert_eq!(header_len_hint(&[0x82, b1]), 2 + ext + key, "b1 {b1:#x}");
+            assert_eq!(header_len_hint(&[0x82, b1, 0, 0]), 2 + ext + key);
+        }
+    }
+
+    #[test]
+    fn every_opcode_nibble() {
+        for op in 0..16u8 {
+            match OpCode::from_u8(op) {
+                Ok(code) => {
+                    assert!(matches!(op, 0x0..=0x2 | 0x8..=0xa));
+                    assert_eq!(code as u8, op);
+                    assert_eq!(code.is_control(), op >= 8);
+                }
+                Err(e) => {
+                    assert!(matches!(op, 0x3..=0x7 | 0xb..=0xf));
+                    assert_eq!(e, Error::UnknownOpcode(op));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decoder_is_reusable_and_reports_partial_headers() {
+        let mut d = HeaderDecoder::new();
+        assert!(!d.is_mid_header());
+        assert_eq!(d.decode(&[0x82, 0x7e, 0x01]), Ok((3, None)));
+        assert!(d.is_mid_header());
+        let (n, h) = d.decode(&[0x00, 0xaa, 0xbb]).unwrap();
+        assert_eq!((n, h.map(|h| h.payload_len)), (1, Some(256)));
+        assert!(!d.is_mid_header());
+        // The next header starts from scratch.
+        assert_eq!(d.decode(&[0x89]), Ok((1, None)));
+        let (n, h) = d.decode(&[0x00]).unwrap();
+        assert_eq!((n, h.map(|h| h.opcode)), (1, Some(OpCode::Ping)));
+    }
 }

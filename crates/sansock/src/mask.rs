@@ -122,4 +122,33 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn rotate_key_is_the_key_seen_from_the_offset() {
+        let key = [10, 20, 30, 40];
+        for off in 0..12 {
+            let k = rotate_key(key, off);
+            for (i, b) in k.iter().enumerate() {
+                assert_eq!(*b, key[(off + i) % 4]);
+            }
+        }
+    }
+
+    #[test]
+    fn masker_keeps_its_place_and_copies() {
+        let key = [0xde, 0xad, 0xbe, 0xef];
+        let src: [u8; 37] = core::array::from_fn(|i| i as u8);
+        let mut whole = src;
+        naive(&mut whole, key, 0);
+        let mut m = Masker::new(key);
+        let mut out = [0u8; 37];
+        m.apply_copy(&src[..5], &mut out[..5]);
+        m.apply_copy(&src[5..6], &mut out[5..6]);
+        let mut rest = [0u8; 31];
+        rest.copy_from_slice(&src[6..]);
+        m.apply(&mut rest);
+        out[6..].copy_from_slice(&rest);
+        assert_eq!(out, whole);
+        assert_eq!(m.key(), key);
+    }
 }

@@ -208,3 +208,60 @@ impl From<Bytes> for Message {
         Message::Binary(b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::{format, vec};
+
+    #[test]
+    fn utf8_bytes_checks_and_shares() {
+        assert!(Utf8Bytes::try_from_bytes(Bytes::from_static(b"\xff")).is_err());
+        assert!(Utf8Bytes::try_from(Bytes::from_static(b"ok \xe2\x82")).is_err());
+        let t = Utf8Bytes::try_from_bytes(Bytes::from_static("κόσμε".as_bytes())).unwrap();
+        assert_eq!(t.as_str(), "κόσμε");
+        assert_eq!(t.len(), 10);
+        assert!(!t.is_empty() && Utf8Bytes::new().is_empty());
+        assert!(t == "κόσμε" && t == *"κόσμε");
+        assert_eq!(format!("{t}"), "κόσμε");
+        assert_eq!(format!("{t:?}"), "\"κόσμε\"");
+        assert_eq!(Utf8Bytes::from_static("s").as_bytes(), b"s");
+        assert_eq!(Bytes::from(t.clone()), t.into_bytes());
+    }
+
+    #[test]
+    fn message_accessors() {
+        let close = Message::Close(Some(OwnedCloseFrame {
+            code: CloseCode::NORMAL,
+            reason: "bye".into(),
+        }));
+        let cases = [
+            (Message::text("hé"), &b"h\xc3\xa9"[..], true, Some("hé")),
+            (Message::binary(vec![1u8, 2]), &[1, 2][..], true, None),
+            (Message::Ping(Bytes::from_static(b"p")), b"p", false, None),
+            (Message::Pong(Bytes::new()), b"", false, None),
+            (close, b"bye", false, None),
+            (Message::Close(None), b"", false, None),
+        ];
+        for (m, payload, data, text) in cases {
+            assert_eq!(m.as_payload(), payload, "{m:?}");
+            assert_eq!(m.len(), payload.len());
+            assert_eq!(m.is_empty(), payload.is_empty());
+            assert_eq!(m.is_data(), data);
+            assert_eq!(m.as_text(), text);
+        }
+        assert_eq!(Message::from("a"), Message::text("a"));
+        assert_eq!(
+            Message::from(alloc::string::String::from("a")),
+            Message::text("a")
+        );
+        assert_eq!(
+            Message::from(vec![1u8]),
+            Message::binary(Bytes::from_static(&[1]))
+        );
+        assert_eq!(
+            Message::from(Bytes::from_static(b"b")),
+            Message::Binary(Bytes::from_static(b"b"))
+        );
+    }
+}

@@ -106,4 +106,67 @@ mod tests {
         assert!(!v.is_complete());
         assert_eq!(v.finish(), Err(InvalidUtf8));
     }
+
+    fn possible(prefix: &[u8]) -> bool {
+        match str::from_utf8(prefix) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        }
+    }
+
+    #[test]
+    fn every_two_byte_prefix_fails_exactly_when_impossible() {
+        for a in 0..=255u8 {
+            let mut v = Utf8Validator::new();
+            let first = v.feed(&[a]);
+            assert_eq!(first.is_ok(), possible(&[a]), "{a:#x}");
+            if first.is_err() {
+                continue;
+            }
+            for b in 0..=255u8 {
+                let mut w = v.clone();
+                assert_eq!(w.feed(&[b]).is_ok(), possible(&[a, b]), "{a:#x} {b:#x}");
+                // Whole, in one piece, agrees too.
+                assert_eq!(
+                    Utf8Validator::new().feed(&[a, b]).is_ok(),
+                    possible(&[a, b])
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn third_and_fourth_bytes_of_the_edge_leads() {
+        for lead in [0xe0u8, 0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4] {
+            for second in 0x80..=0xbfu8 {
+                for third in [0x00u8, 0x7f, 0x80, 0xbf, 0xc0, 0xff] {
+                    let s = [lead, second, third];
+                    let mut v = Utf8Validator::new();
+                    let r = v
+                        .feed(&s[..1])
+                        .and_then(|()| v.feed(&s[1..2]))
+                        .and_then(|()| v.feed(&s[2..]));
+                    assert_eq!(r.is_ok(), possible(&s), "{s:x?}");
+                    if r.is_ok() && lead >= 0xf0 {
+                        assert!(!v.is_complete());
+                        assert_eq!(
+                            v.feed(&[0x80]).is_ok(),
+                            possible(&[lead, second, third, 0x80])
+                        );
+                        assert!(v.is_complete());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finish_resets_even_after_an_unfinished_code_point() {
+        let mut v = Utf8Validator::new();
+        v.feed(&[0xf0, 0x9f]).unwrap();
+        assert_eq!(v.finish(), Err(InvalidUtf8));
+        assert!(v.is_complete());
+        v.feed(b"fresh").unwrap();
+        assert_eq!(v.finish(), Ok(()));
+    }
 }

@@ -169,10 +169,10 @@ impl<'a> ClientRequest<'a> {
                 "path must start with '/' and be visible ASCII without a fragment",
             ));
         }
-        if let Some(origin) = self.origin {
-            if !is_safe_value(origin) {
-                return Err(Error::InvalidRequest("origin contains control characters"));
-            }
+        if let Some(origin) = self.origin
+            && !is_safe_value(origin)
+        {
+            return Err(Error::InvalidRequest("origin contains control characters"));
         }
         for (i, p) in self.subprotocols.iter().enumerate() {
             if !is_token(p) {
@@ -182,10 +182,10 @@ impl<'a> ClientRequest<'a> {
                 return Err(Error::InvalidRequest("subprotocol offered twice"));
             }
         }
-        if let Some(ext) = self.extensions {
-            if !is_extension_list(ext) {
-                return Err(Error::InvalidRequest("malformed extension offer"));
-            }
+        if let Some(ext) = self.extensions
+            && !is_extension_list(ext)
+        {
+            return Err(Error::InvalidRequest("malformed extension offer"));
         }
         for (name, value) in self.headers {
             check_header(name, value, RESERVED)?;

@@ -390,10 +390,10 @@ pub fn write_accept(
     if subprotocol.is_some_and(|p| !is_token(p)) {
         return Err(Error::InvalidRequest("subprotocol is not a token"));
     }
-    if let Some(ext) = extensions {
-        if !is_extension_list(ext) {
-            return Err(Error::InvalidRequest("malformed extension list"));
-        }
+    if let Some(ext) = extensions
+        && !is_extension_list(ext)
+    {
+        return Err(Error::InvalidRequest("malformed extension list"));
     }
     for (name, value) in extra_headers {
         check_header(name, value, RESERVED_ACCEPT)?;
