@@ -47,14 +47,20 @@ pub async fn connect<'b, 'r, T: Transport, G: rand_core::RngCore>(
 ) -> Result<(WebSocket<'b, T, RandCore<G>>, Option<&'r str>), Error> {
     check_buffers(&buffers)?;
     let mut writer = SliceWriter::new(&mut *buffers.write);
-    let hs = ClientHandshake::new(request, &mut RandCore(&mut rng), &config, now(), &mut writer)
-        .map_err(|e| match e {
-            sansock::Error::BufferTooSmall => Error::BufferTooSmall {
-                buffer: "write",
-                needed: buffers_needed(request),
-            },
-            e => Error::Protocol(e),
-        })?;
+    let hs = ClientHandshake::new(
+        request,
+        &mut RandCore(&mut rng),
+        &config,
+        now(),
+        &mut writer,
+    )
+    .map_err(|e| match e {
+        sansock::Error::BufferTooSmall => Error::BufferTooSmall {
+            buffer: "write",
+            needed: buffers_needed(request),
+        },
+        e => Error::Protocol(e),
+    })?;
     let request_len = writer.len();
 
     let deadline = hs.poll_timeout().map(to_embassy);

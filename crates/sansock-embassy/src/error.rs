@@ -89,14 +89,20 @@ impl fmt::Display for Error {
                 write!(f, "server refused the websocket upgrade with HTTP {status}")
             }
             Error::NotUpgraded { status } => {
-                write!(f, "request answered with HTTP {status} instead of an upgrade")
+                write!(
+                    f,
+                    "request answered with HTTP {status} instead of an upgrade"
+                )
             }
             Error::BufferTooSmall { buffer, needed } => {
-                write!(f, "{buffer} buffer too small: at least {needed} bytes needed")
+                write!(
+                    f,
+                    "{buffer} buffer too small: at least {needed} bytes needed"
+                )
             }
-            Error::SendInterrupted => {
-                f.write_str("an earlier send was cancelled inside a frame; the connection is unusable")
-            }
+            Error::SendInterrupted => f.write_str(
+                "an earlier send was cancelled inside a frame; the connection is unusable",
+            ),
             Error::Closed => f.write_str("connection is closing or closed"),
             Error::UnknownClient => f.write_str("no such client is connected"),
         }

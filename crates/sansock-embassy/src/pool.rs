@@ -55,6 +55,9 @@ pub enum ServerEvent<'e> {
     },
 }
 
+// Every slot is in one of these states for its whole life, and there is no heap to box the
+// open connection into: the size is the size of an open connection either way.
+#[allow(clippy::large_enum_variant)]
 enum SlotState<'a> {
     /// Waiting for a TCP connection.
     Listening(Buffers<'a>),
@@ -75,7 +78,10 @@ enum SlotState<'a> {
         deadline: Instant,
     },
     /// Our FIN is sent; discarding input until the peer's FIN or the deadline.
-    Draining { bufs: Buffers<'a>, deadline: Instant },
+    Draining {
+        bufs: Buffers<'a>,
+        deadline: Instant,
+    },
     /// Only while switching states.
     Switching,
 }
@@ -116,7 +122,11 @@ impl<'a> Slot<'a> {
             },
             SlotState::Handshake { bufs, hs, len } => {
                 let deadline = hs.poll_timeout().map(to_embassy).unwrap_or(Instant::MAX);
-                match select(self.socket.read(&mut bufs.read[*len..]), Timer::at(deadline)).await
+                match select(
+                    self.socket.read(&mut bufs.read[*len..]),
+                    Timer::at(deadline),
+                )
+                .await
                 {
                     Either::First(Ok(0) | Err(_)) => Wake::HandshakeEnd,
                     Either::First(Ok(n)) => {
@@ -420,7 +430,10 @@ impl<'a, const N: usize> WsServer<'a, N> {
         self.slots[i].state = next;
     }
 
-    fn engine(&mut self, id: ClientId) -> Result<(&mut Engine<'a, NoRandom>, &mut TcpSocket<'a>), Error> {
+    fn engine(
+        &mut self,
+        id: ClientId,
+    ) -> Result<(&mut Engine<'a, NoRandom>, &mut TcpSocket<'a>), Error> {
         let slot = self.slots.get_mut(id.0).ok_or(Error::UnknownClient)?;
         match &mut slot.state {
             SlotState::Open(engine) if !engine.is_ended() => Ok((engine, &mut slot.socket)),
@@ -464,7 +477,10 @@ impl<'a, const N: usize> WsServer<'a, N> {
             if let SlotState::Open(engine) = &mut slot.state
                 && !engine.is_ended()
                 && engine.conn.state() == sansock::State::Open
-                && engine.send(&mut slot.socket, kind, data, true).await.is_ok()
+                && engine
+                    .send(&mut slot.socket, kind, data, true)
+                    .await
+                    .is_ok()
             {
                 reached += 1;
             }
@@ -498,10 +514,13 @@ impl<'a, const N: usize> WsServer<'a, N> {
 
     /// The clients with an open connection.
     pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| match &s.state {
-            SlotState::Open(e) if !e.is_ended() => Some(ClientId(i)),
-            _ => None,
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.state {
+                SlotState::Open(e) if !e.is_ended() => Some(ClientId(i)),
+                _ => None,
+            })
     }
 
     /// The number of clients with an open connection.
@@ -540,4 +559,3 @@ impl<const N: usize> core::fmt::Debug for WsServer<'_, N> {
             .finish()
     }
 }
-

@@ -373,7 +373,10 @@ pub async fn accept<'b, 'o, T: Transport>(
                 io.write_all(body).await?;
                 io.shutdown().await
             };
-            if !matches!(embassy_time::with_timeout(timeout, respond).await, Ok(Ok(()))) {
+            if !matches!(
+                embassy_time::with_timeout(timeout, respond).await,
+                Ok(Ok(()))
+            ) {
                 io.abort();
             }
             Err(Error::NotUpgraded { status })
