@@ -27,7 +27,7 @@
 //!
 //! let (mut tcp_rx, mut tcp_tx) = ([0u8; 1024], [0u8; 1024]);
 //! let mut socket = TcpSocket::new(stack, &mut tcp_rx, &mut tcp_tx);
-//! socket.connect(([192, 168, 1, 10], 8080)).await?;
+//! socket.connect((embassy_net::Ipv4Address::new(192, 168, 1, 10), 8080)).await?;
 //!
 //! let (mut read, mut write, mut message) = ([0u8; 1024], [0u8; 512], [0u8; 2048]);
 //! let buffers = Buffers::new(&mut read, &mut write).with_message(&mut message);

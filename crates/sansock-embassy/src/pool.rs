@@ -197,10 +197,10 @@ impl<'a> Slot<'a> {
 /// ```no_run
 /// # async fn demo(stack: embassy_net::Stack<'static>) {
 /// use sansock_embassy::{AcceptOptions, Config, Event, ServerEvent, Storage, WsServer};
-/// use static_cell::StaticCell;
 ///
-/// static STORAGE: StaticCell<[Storage<1024, 512, 512>; 3]> = StaticCell::new();
-/// let storage = STORAGE.init_with(|| core::array::from_fn(|_| Storage::new()));
+/// // In firmware: a `static` via `static_cell::StaticCell`.
+/// let storage: &'static mut [Storage<1024, 512, 512>; 3] = make_static();
+/// # fn make_static() -> &'static mut [Storage<1024, 512, 512>; 3] { unimplemented!() }
 /// let slots = storage.each_mut().map(|s| s.slot());
 /// let mut server = WsServer::new(
 ///     stack, 80, Config::microcontroller(), AcceptOptions::new().path("/ws"), slots,
