@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cross-builds the sansock ESP32 firmware in release mode for the ESP32-C3 and the ESP32-C6,
 # after checking that sansock-embassy builds on its own for riscv32imc (no portable-atomic
-# backend chosen by the library). Prints the section sizes, and the flash image size when
-# espflash is installed. Meant to be called from the project's .ci/run.
+# backend chosen by the library). Builds tcp-baseline, ws-client, ew-client (the same client
+# with embedded-websocket) and ws-server; prints their section sizes, and their flash image
+# sizes (and the difference to tcp-baseline) when espflash is installed. Meant to be called
+# from the project's .ci/run.
 #
 # Needs: rustup with the stable toolchain; network access to crates.io for the first build.
 # Optional: llvm-size (Debian `llvm`), espflash (`cargo install espflash --locked`).
@@ -32,21 +34,33 @@ cargo build --release
 echo "== firmware, ESP32-C6 ($C6_TARGET, release)"
 cargo build --release --no-default-features --features esp32c6 --target "$C6_TARGET"
 
+BINS=(tcp-baseline ws-client ew-client ws-server)
+
 report() { # chip target
-    local elf="$here/target/$2/release/tcp-baseline"
-    echo "== $1 tcp-baseline: $elf"
-    if command -v llvm-size >/dev/null; then
-        # Sections with an address: what is flashed (.text, .rodata*, .rwtext*, .data*, .trap,
-        # .flash.appdesc) and RAM-only ones (.bss, .stack, ...). Debug sections left out.
-        llvm-size -A "$elf" | awk 'NR <= 2 || ($2 > 0 && $3 > 0)'
-    fi
-    if command -v espflash >/dev/null; then
-        local img
-        img="$(mktemp)"
-        espflash save-image --chip "$1" "$elf" "$img" 2>&1 | grep -E "App/part|rror" || true
-        echo "flash image: $(stat -c %s "$img") bytes"
-        rm -f "$img"
-    fi
+    local base=""
+    for bin in "${BINS[@]}"; do
+        local elf="$here/target/$2/release/$bin"
+        echo "== $1 $bin: $elf"
+        if command -v llvm-size >/dev/null; then
+            # Sections with an address: what is flashed (.text, .rodata*, .rwtext*, .data*,
+            # .trap, .flash.appdesc) and RAM-only ones (.bss, .stack, ...). Debug sections
+            # left out.
+            llvm-size -A "$elf" | awk 'NR <= 2 || ($2 > 0 && $3 > 0)'
+        fi
+        if command -v espflash >/dev/null; then
+            local img size
+            img="$(mktemp)"
+            espflash save-image --chip "$1" "$elf" "$img" 2>&1 | grep -E "rror" || true
+            size="$(stat -c %s "$img")"
+            rm -f "$img"
+            if [[ -z "$base" ]]; then
+                base="$size"
+                echo "flash image: $size bytes"
+            else
+                echo "flash image: $size bytes ($((size - base)) more than tcp-baseline)"
+            fi
+        fi
+    done
 }
 report esp32c3 "$C3_TARGET"
 report esp32c6 "$C6_TARGET"

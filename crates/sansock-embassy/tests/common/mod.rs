@@ -17,6 +17,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod tuntap;
+pub mod ws;
 
 use std::any::Any;
 use std::cell::Cell;
