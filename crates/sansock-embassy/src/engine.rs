@@ -225,6 +225,9 @@ impl<'b, R: RandomSource> Engine<'b, R> {
                 range,
                 message_start,
                 message_end,
+                // Never set: this adapter does not negotiate permessage-deflate, so the
+                // core refuses RSV1 with 1002 (see the crate docs for why).
+                compressed: _,
             } => {
                 let (start, end) = (base + range.start, base + range.end);
                 let len = end - start;
