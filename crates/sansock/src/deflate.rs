@@ -64,6 +64,10 @@ pub struct DeflateConfig {
     /// Messages shorter than this are sent uncompressed (RSV1 clear), which RFC 7692
     /// allows per message: compressing a few bytes costs more than it saves.
     pub threshold: usize,
+    /// For a direction without context takeover, free the compressor or inflater after
+    /// each message instead of resetting it: idle connections then hold no compression
+    /// memory at all, at the price of an allocation per compressed message.
+    pub free_between_messages: bool,
 }
 
 impl Default for DeflateConfig {
@@ -75,6 +79,7 @@ impl Default for DeflateConfig {
             client_max_window_bits: None,
             level: 3,
             threshold: 64,
+            free_between_messages: false,
         }
     }
 }
@@ -306,6 +311,7 @@ pub(crate) struct Codec {
     tx_reset: bool,
     /// Whether the peer resets after each message (so our inflater may too).
     rx_reset: bool,
+    free: bool,
     tx: Option<Box<CompressorOxide>>,
     rx: Option<Box<InflateState>>,
 }
@@ -341,6 +347,7 @@ impl Codec {
             tx_bits,
             tx_reset,
             rx_reset,
+            free: config.free_between_messages,
             tx: None,
             rx: None,
         }
@@ -383,9 +390,9 @@ impl Codec {
         } else {
             return Err(Error::CompressionFailed);
         }
-        if self.tx_reset || segment != usize::MAX {
-            // Kept allocated: freeing and re-allocating ~200 KiB per message costs more
-            // than it saves.
+        if self.tx_reset && self.free {
+            self.tx = None;
+        } else if self.tx_reset || segment != usize::MAX {
             tx.reset();
         }
         Ok(())
@@ -406,7 +413,9 @@ impl Codec {
         inflate_all(rx, chunk, out, limit)?;
         if message_end {
             inflate_all(rx, &TAIL, out, limit)?;
-            if self.rx_reset {
+            if self.rx_reset && self.free {
+                self.rx = None;
+            } else if self.rx_reset {
                 rx.reset(DataFormat::Raw);
             }
         }
