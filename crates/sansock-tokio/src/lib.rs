@@ -35,4 +35,4 @@ pub use handshake::{
     read_request,
 };
 pub use sansock::{CloseCode, DataKind, Message, OwnedCloseFrame, Role, State, Utf8Bytes};
-pub use ws::{Chunk, Config, ReadHalf, WebSocket, WriteHalf};
+pub use ws::{Chunk, Config, EncodedMessage, ReadHalf, WebSocket, WriteHalf};
