@@ -9,6 +9,8 @@
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
 //! - [`tls`]: rustls client and server configuration, mutual TLS, handshakes;
 //! - [`proxy`]: HTTP `CONNECT` tunnels and proxy settings from the environment;
+//! - [`server`]: a ready-made server — services by path, sessions, broadcast, admission,
+//!   graceful shutdown;
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //! - [`cookies`]: a checked `Cookie` header;
 //! - [`prefixed`]: a stream that replays bytes read ahead of the next layer.
@@ -24,6 +26,7 @@ pub mod error;
 pub mod handshake;
 pub mod prefixed;
 pub mod proxy;
+pub mod server;
 pub mod tls;
 pub mod url;
 pub mod ws;
@@ -35,4 +38,5 @@ pub use handshake::{
     read_request,
 };
 pub use sansock::{CloseCode, DataKind, Message, OwnedCloseFrame, Role, State, Utf8Bytes};
+pub use server::{Handler, Server, Session};
 pub use ws::{Chunk, Config, EncodedMessage, ReadHalf, WebSocket, WriteHalf};
