@@ -285,27 +285,36 @@ where
     }
 }
 
-/// Write `bytes`, close our side, and drain what the client still sends for a moment,
-/// so the answer is not lost to a reset.
-pub(crate) async fn answer_and_close<S>(stream: &mut S, bytes: &[u8])
+/// Write `bytes` and close our side; then, if `linger`, drain what the client still
+/// sends for a moment (at most 1 s), so the answer is not lost to a reset. Bounded in
+/// time either way.
+pub(crate) async fn answer_and_close<S>(stream: &mut S, bytes: &[u8], linger: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let work = async {
+    let write = async {
         stream.write_all(bytes).await?;
         stream.flush().await?;
-        stream.shutdown().await?;
+        stream.shutdown().await
+    };
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(1), write).await,
+        Ok(Ok(()))
+    ) || !linger
+    {
+        return;
+    }
+    let drain = async {
         let mut sink = [0u8; 1024];
         let mut drained = 0usize;
         while drained < 64 << 10 {
-            match stream.read(&mut sink).await? {
-                0 => break,
-                n => drained += n,
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
             }
         }
-        Ok::<(), std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), work).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// The bytes of the answer to a broken request.

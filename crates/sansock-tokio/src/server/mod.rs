@@ -176,6 +176,14 @@ impl Drop for Handshaking {
     }
 }
 
+/// Where a handshake ended.
+enum Step {
+    /// The 101 was sent.
+    Upgraded(Admission, Bytes, OwnedRequest),
+    /// Another answer is to be sent, then the connection closed.
+    Answer(Vec<u8>),
+}
+
 /// What [`Server::admit`] found out about an acceptable upgrade request: hand it to
 /// [`Server::serve_connection`] through [`Admission::into_connection_info`]. It holds
 /// a place among [`ServerBuilder::max_clients`] until the session ends (or until it is
@@ -613,8 +621,12 @@ impl Server {
             _ = phase.wait_for(|p| *p != Phase::Running) => return,
         };
         let (admission, leftover, request) = match result {
-            Ok(Ok(Some(accepted))) => accepted,
-            Ok(Ok(None)) => return,
+            Ok(Ok(Step::Upgraded(admission, leftover, request))) => (admission, leftover, request),
+            Ok(Ok(Step::Answer(answer))) => {
+                // Outside the handshake deadline, bounded on its own.
+                http::answer_and_close(&mut stream, &answer, true).await;
+                return;
+            }
             Ok(Err(e)) => {
                 debug!(?peer, error = %e, "handshake failed");
                 return;
@@ -622,7 +634,7 @@ impl Server {
             Err(_) => {
                 debug!(?peer, "handshake timed out");
                 let answer = http::error_answer(&sansock::Error::HandshakeTimeout);
-                http::answer_and_close(&mut stream, &answer).await;
+                http::answer_and_close(&mut stream, &answer, false).await;
                 return;
             }
         };
@@ -637,13 +649,8 @@ impl Server {
         self.run(ws, info, task).await;
     }
 
-    /// Read the request and answer it: `Some` after a 101, `None` after any other
-    /// answer.
-    async fn handshake<S>(
-        &self,
-        stream: &mut S,
-        peer: Option<SocketAddr>,
-    ) -> Result<Option<(Admission, Bytes, OwnedRequest)>, Error>
+    /// Read the request; send the 101, or say what other answer to send.
+    async fn handshake<S>(&self, stream: &mut S, peer: Option<SocketAddr>) -> Result<Step, Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -666,13 +673,11 @@ impl Server {
                     }
                     None => http::error_answer(&e),
                 };
-                http::answer_and_close(stream, &answer).await;
-                return Ok(None);
+                return Ok(Step::Answer(answer));
             }
             Incoming::Bad(e) => {
                 debug!(?peer, error = %e, status = ?e.http_status(), "bad upgrade request");
-                http::answer_and_close(stream, &http::error_answer(&e)).await;
-                return Err(Error::Protocol(e));
+                return Ok(Step::Answer(http::error_answer(&e)));
             }
         };
         let (admission, consumed, request, out) = {
@@ -682,10 +687,7 @@ impl Server {
             };
             let admission = match self.admit_head(&req, peer).await {
                 Ok(a) => a,
-                Err(resp) => {
-                    http::answer_and_close(stream, &resp.encode(false)).await;
-                    return Ok(None);
-                }
+                Err(resp) => return Ok(Step::Answer(resp.encode(false))),
             };
             let mut out = Vec::with_capacity(256);
             write_accept(req.key, admission.subprotocol(), None, &[], &mut out)?;
@@ -694,7 +696,7 @@ impl Server {
         stream.write_all(&out).await?;
         stream.flush().await?;
         let leftover = buf.split_off(consumed).freeze();
-        Ok(Some((admission, leftover, request)))
+        Ok(Step::Upgraded(admission, leftover, request))
     }
 
     // ----- admission -----

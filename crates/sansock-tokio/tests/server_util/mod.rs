@@ -86,7 +86,8 @@ pub async fn read_head(s: &mut TcpStream) -> String {
     let mut byte = [0u8; 1];
     bounded(async {
         while !head.ends_with(b"\r\n\r\n") {
-            if s.read(&mut byte).await.unwrap() == 0 {
+            // A reset (the server dropped the connection unread) ends it too.
+            if !matches!(s.read(&mut byte).await, Ok(1)) {
                 break;
             }
             head.push(byte[0]);
