@@ -75,6 +75,18 @@ impl HttpRequest {
         self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
+    /// A copy of an upgrade request parsed by the core (for example from
+    /// [`PendingUpgrade::request`](crate::PendingUpgrade::request)).
+    pub fn from_request(request: &Request<'_>) -> Self {
+        let mut r = HttpRequest::new(request.method, request.target);
+        r.headers = request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_vec()))
+            .collect();
+        r
+    }
+
     fn from_parsed(req: &httparse::Request<'_, '_>) -> Option<Self> {
         let mut r = HttpRequest::new(req.method?, req.path?);
         r.headers = req

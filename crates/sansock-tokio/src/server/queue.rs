@@ -93,6 +93,7 @@ struct State {
     queue: VecDeque<EncodedMessage>,
     bytes: usize,
     close: Option<(CloseCode, String)>,
+    close_sent: bool,
     kill: bool,
     ended: bool,
     dropped: u64,
@@ -211,6 +212,17 @@ impl Outbox {
 
     pub(crate) fn close_requested(&self) -> Option<(CloseCode, String)> {
         self.lock().close.clone()
+    }
+
+    /// The writer sent the requested close frame (the peer had not closed first).
+    pub(crate) fn mark_close_sent(&self) {
+        self.lock().close_sent = true;
+    }
+
+    /// The close frame the server sent, if it sent one before the peer's close.
+    pub(crate) fn close_sent(&self) -> Option<(CloseCode, String)> {
+        let st = self.lock();
+        st.close.clone().filter(|_| st.close_sent)
     }
 
     pub(crate) fn killed(&self) -> bool {

@@ -328,6 +328,8 @@ pub(crate) async fn run<S>(
     let span = info_span!("session", id = id.0);
     async move {
         server.registry.insert(session.clone());
+        // Even if a handler panics: out of the registry, queue freed, waiters woken.
+        let _registered = Registered(&session);
         if server.is_shutting_down() {
             // Shutdown began while this one was being admitted.
             session.close(CloseCode::GOING_AWAY, "server shutting down");
@@ -340,10 +342,20 @@ pub(crate) async fn run<S>(
             "session opened"
         );
         drive(&server, &session, ws, service).await;
-        session.inner.ended.send_replace(true);
     }
     .instrument(span)
     .await;
+}
+
+struct Registered<'a>(&'a Session);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let inner = &self.0.inner;
+        inner.outbox.end();
+        inner.server.registry.remove(inner.id);
+        inner.ended.send_replace(true);
+    }
 }
 
 async fn drive<S>(
@@ -386,9 +398,13 @@ async fn drive<S>(
     server.registry.remove(session.id());
 
     let requested = outbox.close_requested();
+    let sent = outbox.close_sent();
     let peer = rd.peer_close();
-    let (code, reason) = if let Some((code, reason)) = &peer {
-        (*code, reason.clone())
+    // The close that started it: ours if we sent one before the peer's (the peer's
+    // is then only its echo), else the peer's; without a closing handshake, the
+    // error's code, or the code we asked for, or 1006.
+    let (code, reason) = if let Some((code, reason)) = sent.clone().or_else(|| peer.clone()) {
+        (code, reason)
     } else if let Outcome::Failed(e) = &outcome
         && let Some(code) = e.close_code()
     {
@@ -404,7 +420,7 @@ async fn drive<S>(
         code,
         reason,
         clean: peer.is_some() && !matches!(outcome, Outcome::Failed(_) | Outcome::Cut),
-        by_server: requested.is_some(),
+        by_server: sent.is_some() || (peer.is_none() && requested.is_some()),
     };
     // Drop the transport before the last callbacks: the peer learns at once.
     drop((rd, wr));
@@ -515,7 +531,13 @@ where
             }
             Next::Close(code, reason) => {
                 return match wr.close(code, &reason).await {
-                    Err(Error::Protocol(sansock::Error::ConnectionClosed)) | Ok(()) => Ok(()),
+                    Ok(()) => {
+                        outbox.mark_close_sent();
+                        Ok(())
+                    }
+                    // The peer closed first (or the connection failed): the reader
+                    // reports it.
+                    Err(Error::Protocol(sansock::Error::ConnectionClosed)) => Ok(()),
                     Err(e) => Err(e),
                 };
             }
