@@ -1,6 +1,8 @@
 //! Broadcast: 1,000 sessions, a stalled receiver under each overflow policy, targeted
 //! sends.
 
+#![allow(clippy::print_stderr)] // measurements are reported on stderr
+
 mod server_util;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,8 @@
 //! A session's life and the server's: handler callbacks, keepalive, graceful shutdown,
 //! connections upgraded elsewhere (the mounting path), TLS.
 
+#![allow(clippy::print_stderr)] // measurements are reported on stderr
+
 mod server_util;
 
 use std::sync::{Arc, Mutex};
@@ -258,8 +260,10 @@ async fn connections_upgraded_elsewhere_join_the_registry() {
                             .unwrap();
                     }
                     Ok(admission) => {
-                        let mut accept = Accept::default();
-                        accept.subprotocol = admission.subprotocol().map(str::to_owned);
+                        let accept = Accept {
+                            subprotocol: admission.subprotocol().map(str::to_owned),
+                            ..Accept::default()
+                        };
                         let ws = pending.accept(accept).await.unwrap();
                         let info = admission.into_connection_info(Some(peer));
                         app.serve_connection(ws, info).await;

@@ -179,7 +179,7 @@ impl Drop for Handshaking {
 /// Where a handshake ended.
 enum Step {
     /// The 101 was sent.
-    Upgraded(Admission, Bytes, OwnedRequest),
+    Upgraded(Box<(Admission, Bytes, OwnedRequest)>),
     /// Another answer is to be sent, then the connection closed.
     Answer(Vec<u8>),
 }
@@ -545,8 +545,8 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let server = self.clone();
             let tls = tls.clone();
+            let task = Task::new(&self.inner);
             tokio::spawn(async move {
-                let task = Task::new(&server.inner);
                 let deadline = Instant::now() + server.inner.settings.handshake_timeout;
                 match tls {
                     None => {
@@ -621,7 +621,7 @@ impl Server {
             _ = phase.wait_for(|p| *p != Phase::Running) => return,
         };
         let (admission, leftover, request) = match result {
-            Ok(Ok(Step::Upgraded(admission, leftover, request))) => (admission, leftover, request),
+            Ok(Ok(Step::Upgraded(accepted))) => *accepted,
             Ok(Ok(Step::Answer(answer))) => {
                 // Outside the handshake deadline, bounded on its own.
                 http::answer_and_close(&mut stream, &answer, true).await;
@@ -696,7 +696,7 @@ impl Server {
         stream.write_all(&out).await?;
         stream.flush().await?;
         let leftover = buf.split_off(consumed).freeze();
-        Ok(Step::Upgraded(admission, leftover, request))
+        Ok(Step::Upgraded(Box::new((admission, leftover, request))))
     }
 
     // ----- admission -----

@@ -240,7 +240,10 @@ impl Session {
             .outbox
             .push(message, &self.inner.server.settings.send_queue);
         if pushed == Pushed::Overflowed {
-            warn!(session = %self.inner.id, "send queue full: disconnecting the slow session");
+            warn!(
+                session = self.inner.id.0,
+                "send queue full: disconnecting the slow session"
+            );
         }
         pushed
     }
@@ -335,6 +338,7 @@ pub(crate) async fn run<S>(
             session.close(CloseCode::GOING_AWAY, "server shutting down");
         }
         info!(
+            session = id.0,
             path = %session.path(),
             peer = ?session.peer_addr(),
             identity = ?session.identity(),
@@ -425,14 +429,19 @@ async fn drive<S>(
     // Drop the transport before the last callbacks: the peer learns at once.
     drop((rd, wr));
     let Some(mut conn) = conn else {
-        info!(code = close.code.0, "session closed before it opened");
+        info!(
+            session = session.id().0,
+            code = close.code.0,
+            "session closed before it opened"
+        );
         return;
     };
     if let Outcome::Failed(e) = outcome {
-        warn!(error = %e, "session error");
+        warn!(session = session.id().0, error = %e, "session error");
         conn.error(session, e).await;
     }
     info!(
+        session = session.id().0,
         code = close.code.0,
         reason = %close.reason,
         clean = close.clean,
