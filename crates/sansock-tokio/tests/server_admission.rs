@@ -164,7 +164,7 @@ async fn handshakes_in_progress_are_bounded() {
     let (head, _) = exchange(addr, &upgrade_request("/echo", "")).await;
     assert_eq!(head, "");
     // Once the idle ones time out, places are free again.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let mut ws = connect(addr, "/echo").await;
     ws.send("ok").await.unwrap();
     assert_eq!(recv(&mut ws).await, Message::text("ok"));
