@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p sansock-benches --bench deflate`
 
+// criterion_group! and criterion_main! generate undocumented functions.
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use miniz_oxide::deflate::core::{CompressorOxide, create_comp_flags_from_zip_params};
 use miniz_oxide::inflate::stream::InflateState;
@@ -27,7 +30,13 @@ fn json(len: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn miniz_round(tx: &mut CompressorOxide, rx: &mut InflateState, data: &[u8], wire: &mut Vec<u8>, out: &mut Vec<u8>) {
+fn miniz_round(
+    tx: &mut CompressorOxide,
+    rx: &mut InflateState,
+    data: &[u8],
+    wire: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
     wire.resize(data.len() + data.len() / 64 + 64, 0);
     let r = miniz_oxide::deflate::stream::deflate(tx, data, wire, MZFlush::Sync);
     wire.truncate(r.bytes_written);
@@ -36,13 +45,21 @@ fn miniz_round(tx: &mut CompressorOxide, rx: &mut InflateState, data: &[u8], wir
     assert_eq!(r.bytes_written, data.len());
 }
 
-fn zlib_round(tx: &mut flate2::Compress, rx: &mut flate2::Decompress, data: &[u8], wire: &mut Vec<u8>, out: &mut Vec<u8>) {
+fn zlib_round(
+    tx: &mut flate2::Compress,
+    rx: &mut flate2::Decompress,
+    data: &[u8],
+    wire: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
     wire.clear();
     wire.reserve(data.len() + data.len() / 64 + 64);
-    tx.compress_vec(data, wire, flate2::FlushCompress::Sync).unwrap();
+    tx.compress_vec(data, wire, flate2::FlushCompress::Sync)
+        .unwrap();
     out.clear();
     out.reserve(data.len() + 64);
-    rx.decompress_vec(wire, out, flate2::FlushDecompress::Sync).unwrap();
+    rx.decompress_vec(wire, out, flate2::FlushDecompress::Sync)
+        .unwrap();
     assert_eq!(out.len(), data.len());
 }
 
@@ -52,21 +69,28 @@ fn codecs(c: &mut Criterion) {
         let data = json(len);
         group.throughput(Throughput::Bytes(len as u64));
         group.bench_with_input(BenchmarkId::new("miniz_oxide", len), &data, |b, data| {
-            let mut tx = Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(3, -15, 0)));
+            let mut tx = Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(
+                3, -15, 0,
+            )));
             let mut rx = InflateState::new_boxed(DataFormat::Raw);
             let (mut wire, mut out) = (Vec::new(), Vec::new());
             b.iter(|| miniz_round(&mut tx, &mut rx, data, &mut wire, &mut out));
         });
-        group.bench_with_input(BenchmarkId::new("zlib-rs (flate2)", len), &data, |b, data| {
-            let mut tx = flate2::Compress::new(flate2::Compression::new(3), false);
-            let mut rx = flate2::Decompress::new(false);
-            let (mut wire, mut out) = (Vec::new(), Vec::new());
-            b.iter(|| zlib_round(&mut tx, &mut rx, data, &mut wire, &mut out));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("zlib-rs (flate2)", len),
+            &data,
+            |b, data| {
+                let mut tx = flate2::Compress::new(flate2::Compression::new(3), false);
+                let mut rx = flate2::Decompress::new(false);
+                let (mut wire, mut out) = (Vec::new(), Vec::new());
+                b.iter(|| zlib_round(&mut tx, &mut rx, data, &mut wire, &mut out));
+            },
+        );
     }
     group.finish();
 
-    let mut group = c.benchmark_group("sansock Connection: compressed message encode + read_message");
+    let mut group =
+        c.benchmark_group("sansock Connection: compressed message encode + read_message");
     for len in [1024usize, 64 << 10] {
         let data = json(len);
         group.throughput(Throughput::Bytes(len as u64));
@@ -81,13 +105,19 @@ fn codecs(c: &mut Criterion) {
                 client_max_window_bits: 15,
             };
             let mut server = Connection::server(Config::default(), Instant::ZERO);
-            let mut client = Connection::client(Config::default(), |k: &mut [u8]| k.fill(9), Instant::ZERO);
+            let mut client =
+                Connection::client(Config::default(), |k: &mut [u8]| k.fill(9), Instant::ZERO);
             server.enable_deflate(params, &DeflateConfig::default());
             client.enable_deflate(params, &DeflateConfig::default());
             let mut wire = bytes::BytesMut::new();
             b.iter(|| {
-                server.encode_message(DataKind::Binary, data, &mut wire).unwrap();
-                client.read_message(&mut wire, Instant::ZERO).unwrap().unwrap()
+                server
+                    .encode_message(DataKind::Binary, data, &mut wire)
+                    .unwrap();
+                client
+                    .read_message(&mut wire, Instant::ZERO)
+                    .unwrap()
+                    .unwrap()
             });
         });
     }

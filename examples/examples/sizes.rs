@@ -10,13 +10,20 @@ use sansock::{Config, Connection, Instant};
 fn rss_kib() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         .unwrap_or(0)
 }
 
 fn main() {
-    println!("sansock::Connection (server): {} B", std::mem::size_of::<Connection>());
+    println!(
+        "sansock::Connection (server): {} B",
+        std::mem::size_of::<Connection>()
+    );
     println!(
         "sansock_tokio::WebSocket<TcpStream>: {} B (plus the shared state behind it)",
         std::mem::size_of::<sansock_tokio::WebSocket<tokio::net::TcpStream>>()
@@ -34,7 +41,12 @@ fn main() {
     // permessage-deflate state per connection, by window size, measured as RSS growth
     // over many connections that each compressed and inflated one message.
     let text = "permessage-deflate memory probe ".repeat(200);
-    for (bits, no_takeover, free) in [(15u8, false, false), (15, true, false), (10, false, false), (15, true, true)] {
+    for (bits, no_takeover, free) in [
+        (15u8, false, false),
+        (15, true, false),
+        (10, false, false),
+        (15, true, true),
+    ] {
         const N: usize = 300;
         let before = rss_kib();
         let mut keep = Vec::with_capacity(N);
@@ -48,11 +60,13 @@ fn main() {
             let mut cfg = DeflateConfig::default();
             cfg.free_between_messages = free;
             let mut a = Connection::server(Config::default(), Instant::ZERO);
-            let mut b = Connection::client(Config::default(), |k: &mut [u8]| k.fill(3), Instant::ZERO);
+            let mut b =
+                Connection::client(Config::default(), |k: &mut [u8]| k.fill(3), Instant::ZERO);
             a.enable_deflate(params, &cfg);
             b.enable_deflate(params, &cfg);
             let mut wire = bytes::BytesMut::new();
-            a.encode_message(DataKind::Text, text.as_bytes(), &mut wire).unwrap();
+            a.encode_message(DataKind::Text, text.as_bytes(), &mut wire)
+                .unwrap();
             b.read_message(&mut wire, Instant::ZERO).unwrap().unwrap();
             keep.push((a, b));
         }

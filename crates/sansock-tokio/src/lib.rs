@@ -9,6 +9,8 @@
 //! - [`url`]: `ws://` / `wss://` URLs (RFC 6455 §3);
 //! - [`tls`]: rustls client and server configuration, mutual TLS, handshakes;
 //! - [`proxy`]: HTTP `CONNECT` tunnels and proxy settings from the environment;
+//! - [`server`]: a ready-made server — services by path, sessions, broadcast, admission,
+//!   graceful shutdown;
 //! - [`auth`]: HTTP Basic and Digest authentication, client and server side;
 //! - [`cookies`]: a checked `Cookie` header;
 //! - [`prefixed`]: a stream that replays bytes read ahead of the next layer;
@@ -25,6 +27,7 @@ pub mod error;
 pub mod handshake;
 pub mod prefixed;
 pub mod proxy;
+pub mod server;
 pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
@@ -38,4 +41,5 @@ pub use handshake::{
     read_request,
 };
 pub use sansock::{CloseCode, DataKind, Message, OwnedCloseFrame, Role, State, Utf8Bytes};
-pub use ws::{Chunk, Config, ReadHalf, WebSocket, WriteHalf};
+pub use server::{Handler, Server, Session};
+pub use ws::{Chunk, Config, EncodedMessage, ReadHalf, WebSocket, WriteHalf};

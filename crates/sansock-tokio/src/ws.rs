@@ -24,6 +24,7 @@
 //! when they drain after a burst. Measured with `examples/idle-clients` against
 //! `echo-server` (10,000 idle connections on loopback, server RSS): see the README.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -36,7 +37,8 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sansock::conn::RawEvent;
+use sansock::conn::{Fragments, RawEvent};
+use sansock::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use sansock::{CloseCode, Connection, DataKind, Message, RandomSource, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
@@ -112,6 +114,10 @@ struct Shared<S> {
     conn: Connection<MaskRng>,
     wr: tokio::io::WriteHalf<S>,
     wbuf: BytesMut,
+    /// Whole frames written before `wbuf`: pre-encoded messages shared with other
+    /// connections (see [`WriteHalf::feed_encoded`]) and what `wbuf` held before them.
+    frames: VecDeque<Bytes>,
+    frames_len: usize,
     epoch: tokio::time::Instant,
     max_write_buffer: usize,
     write_error: Option<io::ErrorKind>,
@@ -144,6 +150,21 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.check_writable()?;
         self.queue_transmits();
+        while let Some(front) = self.frames.front_mut() {
+            match ready!(Pin::new(&mut self.wr).poll_write(cx, front)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(self.write_failed(io::ErrorKind::WriteZero.into())));
+                }
+                Ok(n) => {
+                    front.advance(n);
+                    self.frames_len -= n;
+                    if front.is_empty() {
+                        self.frames.pop_front();
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(self.write_failed(e))),
+            }
+        }
         while !self.wbuf.is_empty() {
             match ready!(Pin::new(&mut self.wr).poll_write(cx, &self.wbuf)) {
                 Ok(0) => {
@@ -206,6 +227,133 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
         }
         self.queue_transmits();
         Ok(())
+    }
+
+    /// Queue a message framed by [`EncodedMessage`], after replaying its frames on the
+    /// core so the send state stays what it would be had the core encoded them.
+    fn encode_prepared(&mut self, msg: &EncodedMessage) -> Result<(), Error> {
+        self.check_writable()?;
+        if self.conn.role() != Role::Server {
+            return Err(Error::Protocol(sansock::Error::InvalidRequest(
+                "pre-encoded frames are unmasked: server connections only",
+            )));
+        }
+        // The first frame checks the state (closed, a message in progress); once it
+        // passed, the continuation frames of the same message cannot fail.
+        let mut at = 0;
+        for (range, last) in Fragments::new(msg.payload_len, msg.frame_size) {
+            let frame = self.conn.encode_frame(msg.kind, range.len(), last)?;
+            let header = frame.header();
+            debug_assert_eq!(msg.bytes.get(at..at + header.len()), Some(header));
+            at += header.len() + range.len();
+        }
+        if !self.wbuf.is_empty() {
+            let before = self.wbuf.split().freeze();
+            self.frames_len += before.len();
+            self.frames.push_back(before);
+        }
+        self.frames_len += msg.bytes.len();
+        self.frames.push_back(msg.bytes.clone());
+        self.queue_transmits();
+        Ok(())
+    }
+
+    /// Bytes encoded but not yet written.
+    fn pending(&self) -> usize {
+        self.wbuf.len() + self.frames_len
+    }
+}
+
+/// A text or binary message framed once for any number of server connections.
+///
+/// Server frames are not masked, so the frame bytes (headers and payload) are the same
+/// for every connection: a broadcast builds them once and every
+/// [`WriteHalf::feed_encoded`] shares them (a reference count, no copy). Client
+/// connections must mask and refuse it.
+///
+/// ```no_run
+/// # async fn demo(peers: &mut [sansock_tokio::WriteHalf<tokio::net::TcpStream>]) -> Result<(), sansock_tokio::Error> {
+/// use sansock_tokio::{EncodedMessage, Message};
+/// let msg = EncodedMessage::new(&Message::text("to everyone")).expect("a data message");
+/// for peer in peers {
+///     peer.send_encoded(&msg).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncodedMessage {
+    kind: DataKind,
+    payload_len: usize,
+    frame_size: usize,
+    bytes: Bytes,
+}
+
+impl EncodedMessage {
+    /// Frame a text or binary message as one frame; `None` for control messages.
+    pub fn new(message: &Message) -> Option<Self> {
+        Self::with_max_frame_size(message, usize::MAX)
+    }
+
+    /// Frame a text or binary message in frames of at most `max_frame_size` payload
+    /// bytes (at least 1); `None` for control messages.
+    pub fn with_max_frame_size(message: &Message, max_frame_size: usize) -> Option<Self> {
+        let (kind, payload): (DataKind, &[u8]) = match message {
+            Message::Text(t) => (DataKind::Text, t.as_bytes()),
+            Message::Binary(b) => (DataKind::Binary, b),
+            _ => return None,
+        };
+        let frame_size = max_frame_size.max(1);
+        let frames = Fragments::new(payload.len(), frame_size).count();
+        let mut out = BytesMut::with_capacity(payload.len() + frames * MAX_HEADER_LEN);
+        for (range, last) in Fragments::new(payload.len(), frame_size) {
+            let opcode = match (range.start, kind) {
+                (0, DataKind::Text) => OpCode::Text,
+                (0, DataKind::Binary) => OpCode::Binary,
+                _ => OpCode::Continuation,
+            };
+            let header = FrameHeader {
+                fin: last,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: range.len() as u64,
+            };
+            let mut buf = [0u8; MAX_HEADER_LEN];
+            let n = header.encode(&mut buf);
+            out.extend_from_slice(&buf[..n]);
+            out.extend_from_slice(&payload[range]);
+        }
+        Some(EncodedMessage {
+            kind,
+            payload_len: payload.len(),
+            frame_size,
+            bytes: out.freeze(),
+        })
+    }
+
+    /// Text or binary.
+    pub fn kind(&self) -> DataKind {
+        self.kind
+    }
+
+    /// The length of the message's payload.
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// The frames as they go on the wire (headers and payload).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for EncodedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedMessage")
+            .field("kind", &self.kind)
+            .field("payload_len", &self.payload_len)
+            .field("wire_len", &self.bytes.len())
+            .finish()
     }
 }
 
@@ -288,6 +436,8 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
             conn,
             wr,
             wbuf: BytesMut::new(),
+            frames: VecDeque::new(),
+            frames_len: 0,
             epoch,
             max_write_buffer: config.max_write_buffer,
             write_error: None,
@@ -332,6 +482,12 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
     /// Flush everything encoded so far.
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.write.flush().await
+    }
+
+    /// Send a message framed once for many connections; see
+    /// [`WriteHalf::send_encoded`].
+    pub async fn send_encoded(&mut self, msg: &EncodedMessage) -> Result<(), Error> {
+        self.write.send_encoded(msg).await
     }
 
     /// Send a close frame and wait (bounded by `close_timeout`) for the peer's close and
@@ -638,6 +794,22 @@ impl<S: AsyncRead + AsyncWrite> WriteHalf<S> {
         }
     }
 
+    /// Queue a message framed by [`EncodedMessage`] without flushing (waits first while
+    /// the write buffer is full). The frame bytes are shared, not copied. The core's
+    /// send state is checked and kept as if it had encoded the message itself: refused
+    /// after close or inside a message streamed with [`send_chunk`](Self::send_chunk),
+    /// and on client connections (which must mask).
+    pub async fn feed_encoded(&mut self, msg: &EncodedMessage) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        lock(&self.shared).encode_prepared(msg)
+    }
+
+    /// [`feed_encoded`](Self::feed_encoded), then flush.
+    pub async fn send_encoded(&mut self, msg: &EncodedMessage) -> Result<(), Error> {
+        self.feed_encoded(msg).await?;
+        self.flush().await
+    }
+
     /// Stream a whole message from `reader`, `chunk` bytes per frame (at least 1).
     pub async fn send_from_reader<R: tokio::io::AsyncRead + Unpin>(
         &mut self,
@@ -710,13 +882,13 @@ impl<S: AsyncRead + AsyncWrite> WriteHalf<S> {
 
     /// Bytes encoded but not yet written to the stream.
     pub fn buffered(&self) -> usize {
-        lock(&self.shared).wbuf.len()
+        lock(&self.shared).pending()
     }
 
     fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = lock(&self.shared);
         sh.check_writable()?;
-        if sh.wbuf.len() >= sh.max_write_buffer {
+        if sh.pending() >= sh.max_write_buffer {
             ready!(sh.poll_flush(cx))?;
         }
         Poll::Ready(Ok(()))
