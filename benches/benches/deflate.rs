@@ -1,7 +1,9 @@
 //! Choosing the permessage-deflate codec: `miniz_oxide` (pure safe Rust, `no_std` +
-//! `alloc`, what `sansock` uses) against zlib-rs through `flate2` (std only, and its
-//! streaming API needs `unsafe` below `flate2`), on WebSocket-sized messages: compress
-//! with a sync flush and inflate, as permessage-deflate does for every message.
+//! `alloc`: the core's `deflate` feature) against zlib-rs through `flate2` (std only: the
+//! core's `deflate-zlib` feature, used by the tokio adapter), on WebSocket-sized
+//! messages: compress with a sync flush and inflate, as permessage-deflate does for every
+//! message. Then the whole compressed-message path of a `Connection` with the backend
+//! this build selected (`--features sansock/deflate-zlib` for zlib-rs).
 //!
 //! `cargo bench -p sansock-benches --bench deflate`
 

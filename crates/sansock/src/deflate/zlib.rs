@@ -1,0 +1,131 @@
+//! The zlib-rs backend (through `flate2`): fast, `std` only. zlib enforces windows of
+//! 9–15 bits itself, and its memory follows the window: about 2^(bits+2) bytes plus
+//! 130 KiB of hash and pending buffers for a compressor, 2^bits plus 7 KiB for an
+//! inflater.
+
+use bytes::{BufMut, BytesMut};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::TAIL;
+use crate::error::Error;
+
+pub(super) const NAME: &str = "zlib-rs";
+/// zlib cannot compress with an 8-bit window (it silently uses 9); the codec segments.
+pub(super) const MIN_NATIVE_WINDOW_BITS: u8 = 9;
+
+pub(super) struct Tx(Compress);
+
+impl Tx {
+    pub(super) fn new(level: u8, bits: u8) -> Self {
+        Tx(Compress::new_with_window_bits(
+            Compression::new(u32::from(level)),
+            false,
+            bits.clamp(9, 15),
+        ))
+    }
+
+    /// Compress with a sync flush. zlib has finished the flush once a call returns with
+    /// output space left over.
+    pub(super) fn compress_sync(
+        &mut self,
+        mut input: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let start = out.len();
+        let mut room = input.len() + input.len() / 64 + 64;
+        loop {
+            let at = out.len();
+            out.put_bytes(0, room);
+            let (in0, out0) = (self.0.total_in(), self.0.total_out());
+            let r = self.0.compress(input, &mut out[at..], FlushCompress::Sync);
+            let consumed = (self.0.total_in() - in0) as usize;
+            let written = (self.0.total_out() - out0) as usize;
+            out.truncate(at + written);
+            input = &input[consumed..];
+            match r {
+                Ok(Status::Ok | Status::BufError) => {}
+                Ok(Status::StreamEnd) | Err(_) => return Err(Error::CompressionFailed),
+            }
+            if input.is_empty() && written < room {
+                let done = out.len() >= start + 4 && out[out.len() - 4..] == TAIL;
+                return if done {
+                    Ok(())
+                } else {
+                    Err(Error::CompressionFailed)
+                };
+            }
+            if consumed == 0 && written == 0 {
+                return Err(Error::CompressionFailed);
+            }
+            room = 64 << 10;
+        }
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.0.reset();
+    }
+}
+
+pub(super) struct Rx(Decompress);
+
+impl Rx {
+    /// An inflater for a peer that compresses with at most `bits` of window: a peer that
+    /// reaches further back broke the negotiation and fails with 1007.
+    pub(super) fn new(bits: u8) -> Self {
+        Rx(Decompress::new_with_window_bits(false, bits.clamp(9, 15)))
+    }
+
+    pub(super) fn inflate(
+        &mut self,
+        mut input: &[u8],
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Result<(), Error> {
+        loop {
+            let at = out.len();
+            if at >= limit {
+                // Only a byte that would go past the limit is an error; probe with one.
+                let mut probe = [0u8; 1];
+                let out0 = self.0.total_out();
+                return match self.0.decompress(input, &mut probe, FlushDecompress::Sync) {
+                    _ if self.0.total_out() > out0 => Err(Error::MessageTooLarge),
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(Error::InvalidCompressedData),
+                };
+            }
+            let room = (input.len() * 4).clamp(1024, 256 << 10).min(limit - at);
+            out.put_bytes(0, room);
+            let (in0, out0) = (self.0.total_in(), self.0.total_out());
+            let r = self
+                .0
+                .decompress(input, &mut out[at..], FlushDecompress::Sync);
+            let consumed = (self.0.total_in() - in0) as usize;
+            let written = (self.0.total_out() - out0) as usize;
+            out.truncate(at + written);
+            input = &input[consumed..];
+            match r {
+                // A final block ends the stream; only trailing garbage could follow.
+                Ok(Status::StreamEnd) => {
+                    return if input.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(Error::InvalidCompressedData)
+                    };
+                }
+                Ok(Status::Ok | Status::BufError) => {
+                    if input.is_empty() && written < room {
+                        return Ok(());
+                    }
+                    if consumed == 0 && written == 0 {
+                        return Err(Error::InvalidCompressedData);
+                    }
+                }
+                Err(_) => return Err(Error::InvalidCompressedData),
+            }
+        }
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.0.reset(false);
+    }
+}
