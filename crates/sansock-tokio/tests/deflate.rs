@@ -144,6 +144,7 @@ asyncio.run(main())
 "#;
 
 #[tokio::test]
+#[allow(clippy::print_stderr)] // the skip message is for the person running the tests
 async fn interop_with_python_websockets_default_compression() {
     let Some(py) = python_with_websockets() else {
         // CI sets SANSOCK_REQUIRE_PYTHON so that a missing peer fails instead of skipping.
