@@ -6,24 +6,18 @@
 //! `--deflate` offers permessage-deflate (RFC 7692).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use sansock_tokio::{ClientBuilder, Config, Message};
+#[path = "util/args.rs"]
+mod args;
+use args::arg;
 
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
-}
+use sansock_tokio::{ClientBuilder, Config, Message};
 
 fn config() -> Config {
     let mut protocol = sansock::Config::default();
     protocol.max_message_size = 16 << 20;
     protocol.max_frame_size = 16 << 20;
     let mut config = Config::with_protocol(protocol);
-    if std::env::args().any(|a| a == "--deflate") {
+    if args::flag("--deflate") {
         config.deflate = Some(Default::default());
     }
     config

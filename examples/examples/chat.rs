@@ -6,6 +6,10 @@
 //! is sent close 1001). `RUST_LOG=info` shows the session events.
 #![allow(clippy::print_stderr)]
 
+#[path = "util/args.rs"]
+mod args;
+use args::arg;
+
 use std::time::Duration;
 
 use sansock_tokio::server::{CloseInfo, Handler, HttpResponse, Server, Session};
@@ -42,16 +46,6 @@ impl Handler for Room {
             .server()
             .broadcast_to_path("/chat", format!("* {name} left"));
     }
-}
-
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
 }
 
 #[tokio::main]

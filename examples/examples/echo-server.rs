@@ -5,6 +5,10 @@
 //! `--deflate` accepts permessage-deflate (RFC 7692) offers.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+#[path = "util/args.rs"]
+mod args;
+use args::arg;
+
 use sansock_tokio::{Config, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -30,16 +34,6 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: Config) {
     }
 }
 
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -51,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     protocol.max_message_size = 16 << 20;
     protocol.max_frame_size = 16 << 20;
     let mut config = Config::with_protocol(protocol);
-    if std::env::args().any(|a| a == "--deflate") {
+    if args::flag("--deflate") {
         config.deflate = Some(Default::default());
     }
     let tls = match (arg("--tls-cert"), arg("--tls-key")) {

@@ -6,6 +6,10 @@
 //! sends what you type and prints what comes back. Any other path is a 404.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+#[path = "util/args.rs"]
+mod args;
+use args::arg;
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -45,16 +49,6 @@ document.getElementById("form").onsubmit = (e) => {
 </script>
 </html>
 "#;
-
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
-}
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::from(body));

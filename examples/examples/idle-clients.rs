@@ -4,17 +4,11 @@
 //! `cargo run --release -p sansock-examples --example idle-clients -- --url ws://127.0.0.1:9001 --count 10000 --hold-secs 30`
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::time::Duration;
+#[path = "util/args.rs"]
+mod args;
+use args::arg;
 
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
-}
+use std::time::Duration;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

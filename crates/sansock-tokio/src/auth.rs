@@ -959,7 +959,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Wraps a value in a quoted-string, escaping `"` and `\`.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::handler::BoxFuture;
 use super::http::{Head, HttpResponse};
-use crate::auth::{DigestAlgorithm, DigestChallenge, DigestResponse, parse_basic};
+use crate::auth::{DigestAlgorithm, DigestChallenge, DigestResponse, parse_basic, quote};
 
 type BasicFn = dyn Fn(String, String) -> BoxFuture<'static, Option<String>> + Send + Sync;
 type LookupFn = dyn Fn(String) -> BoxFuture<'static, Option<String>> + Send + Sync;
@@ -297,19 +297,6 @@ fn query_param(query: &str, name: &str) -> Option<String> {
             .ok()
             .map(|v| v.into_owned())
     })
-}
-
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 // ----- Digest nonces -----
