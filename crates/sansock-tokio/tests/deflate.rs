@@ -107,6 +107,7 @@ fn python_with_websockets() -> Option<String> {
     for py in candidates {
         let ok = std::process::Command::new(&py)
             .args(["-c", "import websockets"])
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if ok {
@@ -251,4 +252,34 @@ async fn interop_with_tokio_tungstenite_falls_back_to_no_compression() {
         .unwrap();
     let back = client.next().await.unwrap().unwrap();
     assert_eq!(back.into_text().unwrap().len(), 50_000);
+}
+
+#[tokio::test]
+async fn ready_made_server_negotiates_deflate_from_its_connection_config() {
+    use sansock_tokio::server::{Server, handler_fn};
+    let server = Server::builder()
+        .route(
+            "/echo",
+            handler_fn(|session, msg| async move {
+                if msg.is_data() {
+                    let _ = session.send(msg);
+                }
+            }),
+        )
+        .connection_config(with_deflate())
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let s = server.clone();
+    tokio::spawn(async move { s.serve(listener).await });
+    let (mut ws, resp) = ClientBuilder::new(&format!("ws://{addr}/echo"))
+        .unwrap()
+        .config(with_deflate())
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(resp.extensions.as_deref(), Some("permessage-deflate"));
+    let text = "broadcast me ".repeat(1000);
+    ws.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text(text));
 }

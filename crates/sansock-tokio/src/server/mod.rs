@@ -177,9 +177,18 @@ impl Drop for Handshaking {
 }
 
 /// Where a handshake ended.
+/// permessage-deflate as negotiated for one connection.
+#[cfg(feature = "deflate")]
+type Deflate = (
+    sansock::deflate::DeflateParams,
+    sansock::deflate::DeflateConfig,
+);
+#[cfg(not(feature = "deflate"))]
+type Deflate = ();
+
 enum Step {
     /// The 101 was sent.
-    Upgraded(Box<(Admission, Bytes, OwnedRequest)>),
+    Upgraded(Box<(Admission, Bytes, OwnedRequest, Option<Deflate>)>),
     /// Another answer is to be sent, then the connection closed.
     Answer(Vec<u8>),
 }
@@ -620,7 +629,7 @@ impl Server {
             r = tokio::time::timeout_at(deadline, self.handshake(&mut stream, peer)) => r,
             _ = phase.wait_for(|p| *p != Phase::Running) => return,
         };
-        let (admission, leftover, request) = match result {
+        let (admission, leftover, request, deflate) = match result {
             Ok(Ok(Step::Upgraded(accepted))) => *accepted,
             Ok(Ok(Step::Answer(answer))) => {
                 // Outside the handshake deadline, bounded on its own.
@@ -645,6 +654,12 @@ impl Server {
             self.inner.settings.connection.clone(),
             leftover,
         );
+        #[cfg(feature = "deflate")]
+        if let Some((params, policy)) = deflate {
+            ws.enable_deflate(params, &policy);
+        }
+        #[cfg(not(feature = "deflate"))]
+        let _ = deflate;
         let info = admission.into_connection_info(peer).with_request(request);
         self.run(ws, info, task).await;
     }
@@ -680,7 +695,7 @@ impl Server {
                 return Ok(Step::Answer(http::error_answer(&e)));
             }
         };
-        let (admission, consumed, request, out) = {
+        let (admission, consumed, request, out, deflate) = {
             let req = match hs.parse_request(&buf) {
                 Ok(Some(req)) => req,
                 _ => return Err(Error::Protocol(sansock::Error::MalformedHttp)),
@@ -689,14 +704,39 @@ impl Server {
                 Ok(a) => a,
                 Err(resp) => return Ok(Step::Answer(resp.encode(false))),
             };
+            // permessage-deflate under the connection config's policy.
+            #[cfg(feature = "deflate")]
+            let (deflate, extensions) = match &self.inner.settings.connection.deflate {
+                Some(policy) => match sansock::deflate::negotiate(req.extensions(), policy)? {
+                    Some((params, header)) => (Some((params, policy.clone())), Some(header)),
+                    None => (None, None),
+                },
+                None => (None, None),
+            };
+            #[cfg(not(feature = "deflate"))]
+            let (deflate, extensions): (Option<Deflate>, Option<String>) = (None, None);
             let mut out = Vec::with_capacity(256);
-            write_accept(req.key, admission.subprotocol(), None, &[], &mut out)?;
-            (admission, req.consumed, req.to_owned_request(), out)
+            write_accept(
+                req.key,
+                admission.subprotocol(),
+                extensions.as_deref(),
+                &[],
+                &mut out,
+            )?;
+            (
+                admission,
+                req.consumed,
+                req.to_owned_request(),
+                out,
+                deflate,
+            )
         };
         stream.write_all(&out).await?;
         stream.flush().await?;
         let leftover = buf.split_off(consumed).freeze();
-        Ok(Step::Upgraded(Box::new((admission, leftover, request))))
+        Ok(Step::Upgraded(Box::new((
+            admission, leftover, request, deflate,
+        ))))
     }
 
     // ----- admission -----
