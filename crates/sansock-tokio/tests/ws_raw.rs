@@ -170,3 +170,31 @@ async fn streamed_chunks_round_trip() {
     assert_eq!((total, ends), (1 << 20, 1));
     sender.await.unwrap();
 }
+
+#[tokio::test]
+async fn send_waits_when_the_write_buffer_is_full() {
+    // The peer never reads: the kernel buffers fill, then our write buffer; from then on
+    // `feed` must wait instead of growing memory.
+    let mut cfg = Config::default();
+    cfg.max_write_buffer = 64 << 10;
+    let (mut server, _silent_client) = pair(cfg, Config::default()).await;
+    let msg = Message::Binary(Bytes::from(vec![1u8; 16 << 10]));
+    let mut fed = 0usize;
+    let blocked = loop {
+        match tokio::time::timeout(Duration::from_millis(300), server.feed(msg.clone())).await {
+            Ok(r) => {
+                r.unwrap();
+                fed += 1;
+                assert!(
+                    server.writer().buffered() <= (64 << 10) + (16 << 10) + 16,
+                    "buffer grew to {}",
+                    server.writer().buffered()
+                );
+                assert!(fed < 10_000, "feed never waited");
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(blocked);
+    assert!(fed > 4, "some messages went to the socket first ({fed})");
+}
