@@ -411,6 +411,7 @@ pub struct Connection<R = NoRandom> {
     assembly: bytes::BytesMut,
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::Codec>,
+    deflate_on: bool,
     #[cfg(feature = "deflate")]
     inflated: usize,
     #[cfg(feature = "deflate")]
@@ -462,6 +463,7 @@ impl<R: RandomSource> Connection<R> {
             assembly: bytes::BytesMut::new(),
             #[cfg(feature = "deflate")]
             deflate: None,
+            deflate_on: false,
             #[cfg(feature = "deflate")]
             inflated: 0,
             #[cfg(feature = "deflate")]
@@ -521,11 +523,12 @@ impl<R: RandomSource> Connection<R> {
     ) {
         self.allowed_rsv |= RSV1;
         self.deflate = Some(crate::deflate::Codec::new(self.role, params, config));
+        self.deflate_on = true;
     }
 
     /// Whether permessage-deflate is on.
     pub fn is_deflate_enabled(&self) -> bool {
-        self.allowed_rsv & RSV1 != 0
+        self.deflate_on
     }
 
     /// Allow reserved bits negotiated by an extension (e.g. [`RSV1`](crate::frame::RSV1)
@@ -672,7 +675,9 @@ impl<R: RandomSource> Connection<R> {
                     len: 0,
                     utf8: Utf8Validator::new(),
                     started: false,
-                    compressed: hdr.rsv & RSV1 != 0,
+                    // Only permessage-deflate gives RSV1 a meaning here; bits allowed with
+                    // `set_allowed_rsv` for other extensions leave the payload as it is.
+                    compressed: hdr.rsv & RSV1 != 0 && self.deflate_on,
                 });
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control = ControlPayload::EMPTY,
@@ -1576,6 +1581,27 @@ mod tests {
         let mut c = server();
         c.failed = Some(Error::ConnectionReset);
         assert_eq!(c.state(), State::Closed);
+    }
+
+    #[test]
+    fn rsv1_allowed_without_deflate_is_not_compression() {
+        // Regression (props::garbage_is_handled): bits allowed for some other extension
+        // must not switch off UTF-8 validation as if the payload were compressed.
+        let mut c = server();
+        c.set_allowed_rsv(crate::frame::RSV1);
+        let (mut f, n) = frame(0xc1, &[b'a', 0xff], K);
+        assert_eq!(c.read_raw(&mut f[..n], t(0)), Err(Error::InvalidUtf8));
+        let mut c = server();
+        c.set_allowed_rsv(crate::frame::RSV1);
+        let (mut f, n) = frame(0xc1, b"ok", K);
+        let (_, ev) = c.read_raw(&mut f[..n], t(0)).unwrap();
+        assert!(matches!(
+            ev,
+            Some(RawEvent::Data {
+                compressed: false,
+                ..
+            })
+        ));
     }
 
     #[test]
