@@ -112,17 +112,8 @@ fn decode(
                     )),
                 "result depends on the split: {r_c:?} / {r_w:?}"
             );
-            if let Some(z) = &zlib_says {
-                assert!(
-                    matches!(
-                        z,
-                        Ref::TooLarge {
-                            corrupt_later: true
-                        } | Ref::Unclear
-                    ),
-                    "{r_c:?} / {r_w:?}"
-                );
-            }
+            // (zlib-rs may even call it valid: miniz rejects some broken block headers
+            // at once that zlib-rs only fails on later, so no zlib-rs check here.)
         } else if r_c.is_ok() {
             assert_eq!(out_c, out_w, "bytes depend on the split");
             if kind == DataKind::Text {
