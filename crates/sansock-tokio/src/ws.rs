@@ -20,8 +20,10 @@
 //!
 //! # Memory
 //! Buffers start empty and grow with traffic. Reads start at 512 bytes and double
-//! while the peer keeps filling them, up to `read_chunk`; both buffers are released
-//! when they drain after a burst. Measured with `examples/idle-clients` against
+//! while the peer keeps filling them, up to `read_chunk`, and halve again when reads get
+//! small; the read buffer is kept while it fits the current read size, so steady traffic
+//! reuses it and the echo path allocates nothing per message
+//! (`benches/tests/zero_alloc.rs`), and it is released when it drains after a burst. Measured with `examples/idle-clients` against
 //! `echo-server` (10,000 idle connections on loopback, server RSS): see the README.
 
 use std::collections::VecDeque;
@@ -660,10 +662,11 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
                     return Poll::Ready(Some(Err(Error::Protocol(e))));
                 }
             }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * MIN_READ {
-                // A burst is over: give its memory back, start small again.
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_size {
+                // A burst is over (reads got small again): give its memory back. A buffer
+                // that fits the current read size is kept, so a steady stream of
+                // messages reuses it instead of allocating one per message.
                 self.rbuf = BytesMut::new();
-                self.read_size = MIN_READ;
             }
             match sh.poll_flush_and_maybe_shutdown(cx) {
                 Poll::Ready(Err(e)) => {
@@ -716,13 +719,21 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
 
     /// Read more bytes from the stream into the read buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.rbuf.reserve(self.read_chunk);
+        self.rbuf.reserve(self.read_size);
         match ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.rd),
             cx,
             &mut self.rbuf
         )) {
             Ok(0) => self.eof = true,
+            // Reads that fill their room double it (up to `read_chunk`); reads that use
+            // under an eighth of it halve it (down to 512 bytes).
+            Ok(n) if n >= self.read_size => {
+                self.read_size = (self.read_size * 2).min(self.read_chunk);
+            }
+            Ok(n) if n < self.read_size / 8 => {
+                self.read_size = (self.read_size / 2).max(MIN_READ);
+            }
             Ok(_) => {}
             Err(e) => {
                 let mut sh = lock(&self.shared);
