@@ -11,6 +11,7 @@
 //! | `utf8` (ASCII and mixed text) | `Utf8Validator` | `core::str::from_utf8` | `simdutf8` |
 //! | `handshake parse` | `ServerHandshake::parse_request` | – (httparse alone as the floor) | – |
 //! | `receive` (16 B, 1 KiB, 64 KiB, 1 MiB messages, masked, bytes in → message out) | `Connection::read_message` and `read_raw` | `WebSocket::read` | `FragmentCollector::read_frame` |
+//! | `echo in memory` (16 B, 1 KiB, 64 KiB; the adapters' echo loop over `tokio::io::duplex`) | `sansock_tokio::WebSocket` | `tokio_tungstenite::WebSocketStream` | `FragmentCollector` |
 //!
 //! The receive group feeds each library the same wire bytes (a batch of whole client
 //! frames) from memory, so it measures parsing, unmasking, UTF-8 and assembly, not I/O.
@@ -405,6 +406,107 @@ fn receive(c: &mut Criterion) {
     g.finish();
 }
 
+/// The adapters' whole echo path in memory: a server task per library on one end of a
+/// `tokio::io::duplex`, the bench writing a batch of masked client frames into the
+/// other end and reading every echo back. One thread, no sockets: what it measures is
+/// each library's CPU per echoed message (read, unmask, validate, frame, write).
+fn echo(c: &mut Criterion) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("echo in memory");
+    for (len, count) in [(16usize, 64usize), (1 << 10, 64), (64 << 10, 4)] {
+        let wire = client_frames(len, count, false);
+        let echo_len = count * (header(len as u64, false).encoded_len() + len);
+        g.throughput(Throughput::Elements(count as u64));
+        let id = format!("{} x{count}", size_name(len));
+        for lib in ["sansock", "tokio-tungstenite", "fastwebsockets"] {
+            let (client, server) = tokio::io::duplex(1 << 20);
+            let _guard = rt.enter();
+            match lib {
+                "sansock" => {
+                    let mut config = sansock_tokio::Config::default();
+                    config.protocol.max_message_size = 16 << 20;
+                    rt.spawn(async move {
+                        let mut ws = sansock_tokio::WebSocket::from_upgraded(
+                            server,
+                            sansock::Role::Server,
+                            config,
+                            bytes::Bytes::new(),
+                        );
+                        while let Some(Ok(msg)) = ws.recv().await {
+                            if msg.is_data() && ws.send(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                "tokio-tungstenite" => {
+                    rt.spawn(async move {
+                        let config = tungstenite::protocol::WebSocketConfig::default()
+                            .max_message_size(Some(16 << 20))
+                            .max_frame_size(Some(16 << 20));
+                        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                            server,
+                            tungstenite::protocol::Role::Server,
+                            Some(config),
+                        )
+                        .await;
+                        while let Some(Ok(msg)) = ws.next().await {
+                            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                _ => {
+                    rt.spawn(async move {
+                        let mut ws = fastwebsockets::WebSocket::after_handshake(
+                            server,
+                            fastwebsockets::Role::Server,
+                        );
+                        ws.set_max_message_size(16 << 20);
+                        let mut ws = fastwebsockets::FragmentCollector::new(ws);
+                        while let Ok(frame) = ws.read_frame().await {
+                            match frame.opcode {
+                                fastwebsockets::OpCode::Close => break,
+                                fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => {
+                                    let out = fastwebsockets::Frame::new(
+                                        true,
+                                        frame.opcode,
+                                        None,
+                                        frame.payload,
+                                    );
+                                    if ws.write_frame(out).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    });
+                }
+            }
+            let (mut rd, mut wr) = tokio::io::split(client);
+            let mut back = vec![0u8; echo_len];
+            g.bench_function(BenchmarkId::new(lib, &id), |b| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let (w, r) = tokio::join!(wr.write_all(&wire), rd.read_exact(&mut back));
+                        w.unwrap();
+                        r.unwrap();
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn size_name(len: usize) -> String {
     match len {
         n if n >= 1 << 20 => format!("{} MiB", n >> 20),
@@ -413,5 +515,5 @@ fn size_name(len: usize) -> String {
     }
 }
 
-criterion_group!(benches, headers, unmask, utf8, handshake, receive);
+criterion_group!(benches, headers, unmask, utf8, handshake, receive, echo);
 criterion_main!(benches);
