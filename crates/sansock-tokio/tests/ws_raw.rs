@@ -170,3 +170,58 @@ async fn streamed_chunks_round_trip() {
     assert_eq!((total, ends), (1 << 20, 1));
     sender.await.unwrap();
 }
+
+/// The keepalive timer is only ever moved earlier (re-arming it on every message cost
+/// more than the rest of a small message's receive path); when it fires before the
+/// current deadline it must just re-arm. Messages at 0, 2, 4 and 6 s push the deadline
+/// along: the ping goes out at 11 s and the peer is declared dead at 14 s, not earlier.
+#[tokio::test(start_paused = true)]
+async fn keepalive_deadline_follows_traffic() {
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = Config::default();
+    cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
+    cfg.protocol.pong_timeout = Duration::from_secs(3);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let mut peer = c.unwrap();
+    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let started = tokio::time::Instant::now();
+    let peer_task = tokio::spawn(async move {
+        // A masked one-byte binary message ("x" under the key 01 02 03 04).
+        let frame = [0x82, 0x81, 1, 2, 3, 4, b'x' ^ 1];
+        for i in 0..4 {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            peer.write_all(&frame).await.unwrap();
+        }
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    let mut messages = 0;
+    let err = loop {
+        match server.recv().await.unwrap() {
+            Ok(m) => {
+                assert_eq!(m, Message::binary(&b"x"[..]));
+                messages += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, Error::Protocol(sansock::Error::PeerUnresponsive)),
+        "{err}"
+    );
+    assert_eq!(messages, 4);
+    let at = started.elapsed();
+    assert!(
+        at >= Duration::from_secs(14) && at < Duration::from_secs(15),
+        "declared dead at {at:?}"
+    );
+    let got = peer_task.await.unwrap();
+    assert_eq!(got[0], 0x89, "the keepalive ping first");
+    let ping_len = 2 + usize::from(got[1]);
+    assert_eq!(got[ping_len], 0x88, "then the close, no second ping");
+}
