@@ -90,6 +90,10 @@ impl Config {
 /// The first read size of a connection: small, so idle connections stay cheap.
 const MIN_READ: usize = 512;
 
+/// Server payloads at least this long are sent without copying them into the write
+/// buffer (see `Shared::encode_data`).
+const ZERO_COPY_MIN: usize = 16 << 10;
+
 /// Masking keys for clients, drawn from a ChaCha generator seeded by the OS.
 #[derive(Debug)]
 pub(crate) struct MaskRng(Option<Box<StdRng>>);
@@ -159,20 +163,39 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.check_writable()?;
         self.queue_transmits();
-        while let Some(front) = self.frames.front_mut() {
-            match ready!(Pin::new(&mut self.wr).poll_write(cx, front)) {
+        loop {
+            while self.frames.front().is_some_and(Bytes::is_empty) {
+                self.frames.pop_front();
+            }
+            if self.frames.is_empty() {
+                break;
+            }
+            // Headers and payloads queued separately go out together.
+            let written = {
+                let mut slices = [io::IoSlice::new(&[]); 8];
+                let mut k = 0;
+                for (slot, f) in slices.iter_mut().zip(self.frames.iter()) {
+                    *slot = io::IoSlice::new(f);
+                    k += 1;
+                }
+                ready!(Pin::new(&mut self.wr).poll_write_vectored(cx, &slices[..k]))
+            };
+            let mut n = match written {
                 Ok(0) => {
                     return Poll::Ready(Err(self.write_failed(io::ErrorKind::WriteZero.into())));
                 }
-                Ok(n) => {
-                    self.unflushed = true;
-                    front.advance(n);
-                    self.frames_len -= n;
-                    if front.is_empty() {
-                        self.frames.pop_front();
-                    }
-                }
+                Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(self.write_failed(e))),
+            };
+            self.unflushed = true;
+            self.frames_len -= n;
+            while let Some(front) = self.frames.front_mut() {
+                if n < front.len() {
+                    front.advance(n);
+                    break;
+                }
+                n -= front.len();
+                self.frames.pop_front();
             }
         }
         while !self.wbuf.is_empty() {
@@ -224,13 +247,8 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
     fn encode(&mut self, msg: Message) -> Result<(), Error> {
         self.check_writable()?;
         match msg {
-            Message::Text(t) => {
-                self.conn
-                    .encode_message(DataKind::Text, t.as_bytes(), &mut self.wbuf)?
-            }
-            Message::Binary(b) => self
-                .conn
-                .encode_message(DataKind::Binary, &b, &mut self.wbuf)?,
+            Message::Text(t) => self.encode_data(DataKind::Text, t.into_bytes())?,
+            Message::Binary(b) => self.encode_data(DataKind::Binary, b)?,
             Message::Ping(p) => {
                 let now = self.now();
                 self.conn.ping(&p, now)?
@@ -247,6 +265,35 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
             }
         }
         self.queue_transmits();
+        Ok(())
+    }
+
+    /// Encode a data message. A long payload on a server connection is not copied: its
+    /// frame headers go through the write buffer and the payload itself is queued as
+    /// shared bytes, written after its header in one vectored write.
+    fn encode_data(&mut self, kind: DataKind, payload: Bytes) -> Result<(), sansock::Error> {
+        if payload.len() < ZERO_COPY_MIN
+            || self.conn.role() != Role::Server
+            || self.conn.is_deflate_enabled()
+            || !self.wr.is_write_vectored()
+        {
+            return self.conn.encode_message(kind, &payload, &mut self.wbuf);
+        }
+        if self.conn.is_sending_message() {
+            // As `encode_message`: never continue a message streamed with `send_chunk`.
+            return Err(sansock::Error::MessageInProgress);
+        }
+        // The first frame checks the state (closed); once it passed, the continuation
+        // frames of the same message cannot fail.
+        for (range, last) in self.conn.fragments(payload.len()) {
+            let frame = self.conn.encode_frame(kind, range.len(), last)?;
+            self.wbuf.extend_from_slice(frame.header());
+            // Everything encoded before, then this header, then the payload.
+            let before = self.wbuf.split().freeze();
+            self.frames_len += before.len() + range.len();
+            self.frames.push_back(before);
+            self.frames.push_back(payload.slice(range));
+        }
         Ok(())
     }
 
