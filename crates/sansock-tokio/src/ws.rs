@@ -457,6 +457,8 @@ pub struct ReadHalf<S> {
     shared: SharedRef<S>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<sansock::Instant>,
+    /// The clock when the bytes in `rbuf` were read.
+    read_at: Option<sansock::Instant>,
     eof: bool,
     done: bool,
 }
@@ -524,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
                 shared: shared.clone(),
                 timer: Box::pin(tokio::time::sleep_until(epoch)),
                 timer_at: None,
+                read_at: None,
                 eof: false,
                 done: false,
             },
@@ -704,9 +707,6 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             sansock::Instant,
         ) -> Result<Option<T>, sansock::Error>,
     ) -> Poll<Option<Result<T, Error>>> {
-        // One clock reading per poll: it only feeds millisecond timers, and reading the
-        // clock costs as much as parsing a small frame.
-        let mut clock = None;
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -714,7 +714,10 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             let shared = self.shared.clone();
             let mut sh = lock(&shared);
             let _enter = sh.span.clone().entered();
-            let now = *clock.get_or_insert_with(|| sh.now());
+            // One clock reading per read from the stream: the messages of one read arrived
+            // together, the time only feeds millisecond timers, and reading the clock costs
+            // as much as parsing a small frame. A timer that fires goes by its own deadline.
+            let now = *self.read_at.get_or_insert_with(|| sh.now());
             match next(&mut sh, &mut self.rbuf, now) {
                 Ok(Some(item)) => {
                     // Answer pings and echo a close without waiting for the writer; a
@@ -793,6 +796,7 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
 
     /// Read more bytes from the stream into the read buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.read_at = None;
         self.rbuf.reserve(self.read_size);
         match ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.rd),
