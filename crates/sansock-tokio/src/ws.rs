@@ -20,8 +20,10 @@
 //!
 //! # Memory
 //! Buffers start empty and grow with traffic. Reads start at 512 bytes and double
-//! while the peer keeps filling them, up to `read_chunk`; both buffers are released
-//! when they drain after a burst. Measured with `examples/idle-clients` against
+//! while the peer keeps filling them, up to `read_chunk`, and halve again when reads get
+//! small; the read buffer is kept while it fits the current read size, so steady traffic
+//! reuses it and the echo path allocates nothing per message
+//! (`benches/tests/zero_alloc.rs`), and it is released when it drains after a burst. Measured with `examples/idle-clients` against
 //! `echo-server` (10,000 idle connections on loopback, server RSS): see the README.
 
 use std::collections::VecDeque;
@@ -88,6 +90,10 @@ impl Config {
 /// The first read size of a connection: small, so idle connections stay cheap.
 const MIN_READ: usize = 512;
 
+/// Server payloads at least this long are sent without copying them into the write
+/// buffer (see `Shared::encode_data`).
+const ZERO_COPY_MIN: usize = 16 << 10;
+
 /// Masking keys for clients, drawn from a ChaCha generator seeded by the OS.
 #[derive(Debug)]
 pub(crate) struct MaskRng(Option<Box<StdRng>>);
@@ -121,6 +127,8 @@ struct Shared<S> {
     epoch: tokio::time::Instant,
     max_write_buffer: usize,
     write_error: Option<io::ErrorKind>,
+    /// Bytes went to the stream since its last completed flush.
+    unflushed: bool,
     shut_down: bool,
     span: Span,
 }
@@ -133,6 +141,11 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
     /// Move the control frames the core owes into the write buffer. The buffer only ever
     /// holds whole frames, so this is always a frame boundary.
     fn queue_transmits(&mut self) {
+        // Usually nothing is owed: skip building an empty `Transmit` (it is moved by
+        // value, 141 bytes) on every message.
+        if !self.conn.has_transmit() {
+            return;
+        }
         while let Some(t) = self.conn.poll_transmit() {
             trace!(parent: &self.span, opcode = ?t.opcode(), "control frame queued");
             self.wbuf.extend_from_slice(&t);
@@ -150,19 +163,39 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.check_writable()?;
         self.queue_transmits();
-        while let Some(front) = self.frames.front_mut() {
-            match ready!(Pin::new(&mut self.wr).poll_write(cx, front)) {
+        loop {
+            while self.frames.front().is_some_and(Bytes::is_empty) {
+                self.frames.pop_front();
+            }
+            if self.frames.is_empty() {
+                break;
+            }
+            // Headers and payloads queued separately go out together.
+            let written = {
+                let mut slices = [io::IoSlice::new(&[]); 8];
+                let mut k = 0;
+                for (slot, f) in slices.iter_mut().zip(self.frames.iter()) {
+                    *slot = io::IoSlice::new(f);
+                    k += 1;
+                }
+                ready!(Pin::new(&mut self.wr).poll_write_vectored(cx, &slices[..k]))
+            };
+            let mut n = match written {
                 Ok(0) => {
                     return Poll::Ready(Err(self.write_failed(io::ErrorKind::WriteZero.into())));
                 }
-                Ok(n) => {
-                    front.advance(n);
-                    self.frames_len -= n;
-                    if front.is_empty() {
-                        self.frames.pop_front();
-                    }
-                }
+                Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(self.write_failed(e))),
+            };
+            self.unflushed = true;
+            self.frames_len -= n;
+            while let Some(front) = self.frames.front_mut() {
+                if n < front.len() {
+                    front.advance(n);
+                    break;
+                }
+                n -= front.len();
+                self.frames.pop_front();
             }
         }
         while !self.wbuf.is_empty() {
@@ -170,7 +203,10 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
                 Ok(0) => {
                     return Poll::Ready(Err(self.write_failed(io::ErrorKind::WriteZero.into())));
                 }
-                Ok(n) => self.wbuf.advance(n),
+                Ok(n) => {
+                    self.unflushed = true;
+                    self.wbuf.advance(n);
+                }
                 Err(e) => return Poll::Ready(Err(self.write_failed(e))),
             }
         }
@@ -178,8 +214,13 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
             // Give a burst's memory back instead of keeping it per idle connection.
             self.wbuf = BytesMut::new();
         }
-        if let Err(e) = ready!(Pin::new(&mut self.wr).poll_flush(cx)) {
-            return Poll::Ready(Err(self.write_failed(e)));
+        // Nothing written since the last completed flush: nothing to flush (the receive
+        // path calls this after every message, to send pongs and close echoes).
+        if self.unflushed {
+            if let Err(e) = ready!(Pin::new(&mut self.wr).poll_flush(cx)) {
+                return Poll::Ready(Err(self.write_failed(e)));
+            }
+            self.unflushed = false;
         }
         Poll::Ready(Ok(()))
     }
@@ -205,16 +246,13 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
 
     fn encode(&mut self, msg: Message) -> Result<(), Error> {
         self.check_writable()?;
-        let now = self.now();
         match msg {
-            Message::Text(t) => {
-                self.conn
-                    .encode_message(DataKind::Text, t.as_bytes(), &mut self.wbuf)?
+            Message::Text(t) => self.encode_data(DataKind::Text, t.into_bytes())?,
+            Message::Binary(b) => self.encode_data(DataKind::Binary, b)?,
+            Message::Ping(p) => {
+                let now = self.now();
+                self.conn.ping(&p, now)?
             }
-            Message::Binary(b) => self
-                .conn
-                .encode_message(DataKind::Binary, &b, &mut self.wbuf)?,
-            Message::Ping(p) => self.conn.ping(&p, now)?,
             Message::Pong(p) => self.conn.pong(&p)?,
             Message::Close(frame) => {
                 let (code, reason) = match &frame {
@@ -222,10 +260,40 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
                     None => (CloseCode::NO_STATUS, ""),
                 };
                 debug!(parent: &self.span, code = code.0, reason, "closing");
+                let now = self.now();
                 self.conn.close(code, reason, now)?;
             }
         }
         self.queue_transmits();
+        Ok(())
+    }
+
+    /// Encode a data message. A long payload on a server connection is not copied: its
+    /// frame headers go through the write buffer and the payload itself is queued as
+    /// shared bytes, written after its header in one vectored write.
+    fn encode_data(&mut self, kind: DataKind, payload: Bytes) -> Result<(), sansock::Error> {
+        if payload.len() < ZERO_COPY_MIN
+            || self.conn.role() != Role::Server
+            || self.conn.is_deflate_enabled()
+            || !self.wr.is_write_vectored()
+        {
+            return self.conn.encode_message(kind, &payload, &mut self.wbuf);
+        }
+        if self.conn.is_sending_message() {
+            // As `encode_message`: never continue a message streamed with `send_chunk`.
+            return Err(sansock::Error::MessageInProgress);
+        }
+        // The first frame checks the state (closed); once it passed, the continuation
+        // frames of the same message cannot fail.
+        for (range, last) in self.conn.fragments(payload.len()) {
+            let frame = self.conn.encode_frame(kind, range.len(), last)?;
+            self.wbuf.extend_from_slice(frame.header());
+            // Everything encoded before, then this header, then the payload.
+            let before = self.wbuf.split().freeze();
+            self.frames_len += before.len() + range.len();
+            self.frames.push_back(before);
+            self.frames.push_back(payload.slice(range));
+        }
         Ok(())
     }
 
@@ -389,6 +457,8 @@ pub struct ReadHalf<S> {
     shared: SharedRef<S>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<sansock::Instant>,
+    /// The clock when the bytes in `rbuf` were read.
+    read_at: Option<sansock::Instant>,
     eof: bool,
     done: bool,
 }
@@ -441,6 +511,7 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
             epoch,
             max_write_buffer: config.max_write_buffer,
             write_error: None,
+            unflushed: false,
             shut_down: false,
             span,
         }));
@@ -455,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
                 shared: shared.clone(),
                 timer: Box::pin(tokio::time::sleep_until(epoch)),
                 timer_at: None,
+                read_at: None,
                 eof: false,
                 done: false,
             },
@@ -642,7 +714,10 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             let shared = self.shared.clone();
             let mut sh = lock(&shared);
             let _enter = sh.span.clone().entered();
-            let now = sh.now();
+            // One clock reading per read from the stream: the messages of one read arrived
+            // together, the time only feeds millisecond timers, and reading the clock costs
+            // as much as parsing a small frame. A timer that fires goes by its own deadline.
+            let now = *self.read_at.get_or_insert_with(|| sh.now());
             match next(&mut sh, &mut self.rbuf, now) {
                 Ok(Some(item)) => {
                     // Answer pings and echo a close without waiting for the writer; a
@@ -660,10 +735,11 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
                     return Poll::Ready(Some(Err(Error::Protocol(e))));
                 }
             }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * MIN_READ {
-                // A burst is over: give its memory back, start small again.
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_size {
+                // A burst is over (reads got small again): give its memory back. A buffer
+                // that fits the current read size is kept, so a steady stream of
+                // messages reuses it instead of allocating one per message.
                 self.rbuf = BytesMut::new();
-                self.read_size = MIN_READ;
             }
             match sh.poll_flush_and_maybe_shutdown(cx) {
                 Poll::Ready(Err(e)) => {
@@ -690,14 +766,18 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
             }
             // Timers: keepalive, pong deadline, closing handshake.
             if let Some(at) = sh.conn.poll_timeout() {
-                if self.timer_at != Some(at) {
+                // The keepalive deadline moves with every message received; re-arming the
+                // timer each time costs more than the rest of a small message's receive
+                // path. So the timer is only moved earlier: when it fires before the
+                // current deadline, `handle_timeout` does nothing and it is armed again.
+                if self.timer_at.is_none_or(|armed| at < armed) {
                     self.timer_at = Some(at);
                     let when = sh.epoch + Duration::from_millis(at.as_millis());
                     self.timer.as_mut().reset(when);
                 }
                 if self.timer.as_mut().poll(cx).is_ready() {
-                    self.timer_at = None;
-                    if let Err(e) = sh.conn.handle_timeout(now.max(at)) {
+                    let armed = self.timer_at.take().unwrap_or(at);
+                    if let Err(e) = sh.conn.handle_timeout(now.max(armed)) {
                         debug!(error = %e, "timer fired");
                         let _ = sh.poll_flush_and_maybe_shutdown(cx);
                         self.done = true;
@@ -716,13 +796,22 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
 
     /// Read more bytes from the stream into the read buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.rbuf.reserve(self.read_chunk);
+        self.read_at = None;
+        self.rbuf.reserve(self.read_size);
         match ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.rd),
             cx,
             &mut self.rbuf
         )) {
             Ok(0) => self.eof = true,
+            // Reads that fill their room double it (up to `read_chunk`); reads that use
+            // under an eighth of it halve it (down to 512 bytes).
+            Ok(n) if n >= self.read_size => {
+                self.read_size = (self.read_size * 2).min(self.read_chunk);
+            }
+            Ok(n) if n < self.read_size / 8 => {
+                self.read_size = (self.read_size / 2).max(MIN_READ);
+            }
             Ok(_) => {}
             Err(e) => {
                 let mut sh = lock(&self.shared);

@@ -198,3 +198,102 @@ async fn send_waits_when_the_write_buffer_is_full() {
     assert!(blocked);
     assert!(fed > 4, "some messages went to the socket first ({fed})");
 }
+
+/// The keepalive timer is only ever moved earlier (re-arming it on every message cost
+/// more than the rest of a small message's receive path); when it fires before the
+/// current deadline it must just re-arm. Messages at 0, 2, 4 and 6 s push the deadline
+/// along: the ping goes out at 11 s and the peer is declared dead at 14 s, not earlier.
+#[tokio::test(start_paused = true)]
+async fn keepalive_deadline_follows_traffic() {
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = Config::default();
+    cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
+    cfg.protocol.pong_timeout = Duration::from_secs(3);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let mut peer = c.unwrap();
+    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let started = tokio::time::Instant::now();
+    let peer_task = tokio::spawn(async move {
+        // A masked one-byte binary message ("x" under the key 01 02 03 04).
+        let frame = [0x82, 0x81, 1, 2, 3, 4, b'x' ^ 1];
+        for i in 0..4 {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            peer.write_all(&frame).await.unwrap();
+        }
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    let mut messages = 0;
+    let err = loop {
+        match server.recv().await.unwrap() {
+            Ok(m) => {
+                assert_eq!(m, Message::binary(&b"x"[..]));
+                messages += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, Error::Protocol(sansock::Error::PeerUnresponsive)),
+        "{err}"
+    );
+    assert_eq!(messages, 4);
+    let at = started.elapsed();
+    assert!(
+        at >= Duration::from_secs(14) && at < Duration::from_secs(15),
+        "declared dead at {at:?}"
+    );
+    let got = peer_task.await.unwrap();
+    assert_eq!(got[0], 0x89, "the keepalive ping first");
+    let ping_len = 2 + usize::from(got[1]);
+    assert_eq!(got[ping_len], 0x88, "then the close, no second ping");
+}
+
+/// Long server payloads are queued without copying and written after their headers in
+/// vectored writes: fragmented or not, mixed with small messages fed into the write
+/// buffer and with pongs, everything arrives whole and in order.
+#[tokio::test]
+async fn long_server_messages_keep_their_order_and_bytes() {
+    let mut server_cfg = Config::default();
+    server_cfg.protocol.max_send_frame_size = 10_000;
+    let (mut server, mut client) = pair(server_cfg, Config::default()).await;
+    let big = |seed: u8, len: usize| -> Bytes { (0..len).map(|i| seed ^ i as u8).collect() };
+    let expected = vec![
+        Message::Binary(big(1, 50_000)),
+        Message::text("small"),
+        Message::Binary(big(2, 16 << 10)),
+        Message::Binary(big(3, 100_003)),
+        Message::text("x".repeat(40_000)),
+    ];
+    client
+        .send(Message::Ping(Bytes::from_static(b"p")))
+        .await
+        .unwrap();
+    for m in &expected {
+        server.feed(m.clone()).await.unwrap();
+    }
+    server.flush().await.unwrap();
+    let reader = tokio::spawn(async move {
+        // Answers the client's ping while the messages are still queued.
+        while let Some(m) = server.recv().await {
+            if m.is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        match client.recv().await.unwrap().unwrap() {
+            Message::Pong(p) => assert_eq!(&p[..], b"p"),
+            m => got.push(m),
+        }
+    }
+    assert_eq!(got, expected);
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    reader.await.unwrap();
+}

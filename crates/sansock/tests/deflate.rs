@@ -376,3 +376,42 @@ proptest! {
         prop_assert_eq!(texts, expected_bytes);
     }
 }
+
+/// Regression (found by `fuzz/deflate`): once a message's inflated size had reached
+/// `max_message_size` exactly, later chunks went through a one-byte probe whose result
+/// ignored unconsumed input, so data after a final block was accepted — but only when
+/// the message arrived in pieces. Split or whole, it is the same error now.
+#[test]
+fn trailing_data_after_a_final_block_fails_at_the_limit_too() {
+    // "0" in a final block, then bytes that can only be garbage.
+    let mut msg = Vec::with_capacity(64);
+    let mut z = flate2::Compress::new(flate2::Compression::default(), false);
+    z.compress_vec(b"0", &mut msg, flate2::FlushCompress::Finish)
+        .unwrap();
+    assert_eq!(msg, [0x33, 0x00, 0x00]);
+    msg.extend_from_slice(b"\x28\x33\x33garbage");
+    for limit in [1, 1000] {
+        let mut config = Config::default();
+        config.max_message_size = limit;
+        for piece in [1, 2, 3, msg.len()] {
+            let mut server = Connection::server(config.clone(), NOW);
+            server.enable_deflate(params(15, true), &DeflateConfig::default());
+            let mut out = BytesMut::new();
+            let chunks: Vec<&[u8]> = msg.chunks(piece).collect();
+            let mut result = Ok(());
+            for (i, chunk) in chunks.iter().enumerate() {
+                result =
+                    server.decompress(DataKind::Binary, chunk, i + 1 == chunks.len(), &mut out);
+                if result.is_err() {
+                    break;
+                }
+            }
+            assert_eq!(
+                result,
+                Err(Error::InvalidCompressedData),
+                "limit {limit}, pieces of {piece}"
+            );
+            assert_eq!(&out[..], b"0", "limit {limit}, pieces of {piece}");
+        }
+    }
+}

@@ -1369,3 +1369,47 @@ fn bytes_mut_sink() {
     let dynamic: &mut dyn HttpWrite = &mut out;
     dynamic.put(b"x").unwrap();
 }
+
+/// Regression (found by `fuzz/server_handshake` and `fuzz/client_handshake`): a head
+/// whose first error lies past `max_header_bytes` was answered 400 (or "too many
+/// headers") when it arrived in one read, but 431 "too large" when it trickled in. Only
+/// the first `max_header_bytes` bytes are parsed now, so every split gets the same answer.
+#[test]
+fn errors_past_the_size_limit_do_not_depend_on_the_split() {
+    let config = config_with(|c| {
+        c.max_header_bytes = 64;
+        c.max_headers = 3;
+    });
+    let long = format!(
+        "GET / HTTP/1.1\r\nHost: example.com\r\nX-Long: {}\r\nBad\x01: 1\r\n\r\n",
+        "a".repeat(40)
+    );
+    let many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n";
+    let hs = ServerHandshake::new(&config, Instant::ZERO);
+    for input in [long.as_bytes(), many.as_bytes()] {
+        let whole = hs.parse_request(input).map(|r| r.map(|r| r.consumed));
+        for cut in 0..input.len() {
+            match hs.parse_request(&input[..cut]) {
+                Ok(None) => {}
+                other => assert_eq!(other.map(|r| r.map(|r| r.consumed)), whole, "cut {cut}"),
+            }
+        }
+    }
+    assert_eq!(
+        hs.parse_request(long.as_bytes()).unwrap_err(),
+        Error::HeadersTooLarge
+    );
+
+    let mut rng = |b: &mut [u8]| b.fill(7);
+    let req = ClientRequest::new("example.com");
+    let mut sink = Vec::new();
+    let client = ClientHandshake::new(&req, &mut rng, &config, Instant::ZERO, &mut sink).unwrap();
+    let response = "HTTP/1.1 101 Switching Protocols\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\n\r\n";
+    let whole = client.parse_response(&req, response.as_bytes()).map(|_| ());
+    for cut in 0..response.len() {
+        match client.parse_response(&req, &response.as_bytes()[..cut]) {
+            Ok(ResponseStatus::Partial) => {}
+            other => assert_eq!(other.map(|_| ()), whole, "cut {cut}"),
+        }
+    }
+}

@@ -108,20 +108,22 @@ fn inflate_all(
 ) -> Result<(), Error> {
     loop {
         let at = out.len();
-        if at >= limit {
-            // Only a byte that would go past the limit is an error; probe with one.
-            let mut probe = [0u8; 1];
+        // At the limit, only a byte that would go past it is an error: probe with one,
+        // and check the rest of the input like any other (trailing data, corruption).
+        let mut probe = [0u8; 1];
+        let (r, room) = if at >= limit {
             let r = miniz_oxide::inflate::stream::inflate(rx, input, &mut probe, MZFlush::Sync);
-            return match r.status {
-                _ if r.bytes_written > 0 => Err(Error::MessageTooLarge),
-                Ok(_) | Err(MZError::Buf) => Ok(()),
-                Err(_) => Err(Error::InvalidCompressedData),
-            };
-        }
-        let room = (input.len() * 4).clamp(1024, 256 << 10).min(limit - at);
-        out.put_bytes(0, room);
-        let r = miniz_oxide::inflate::stream::inflate(rx, input, &mut out[at..], MZFlush::Sync);
-        out.truncate(at + r.bytes_written);
+            if r.bytes_written > 0 {
+                return Err(Error::MessageTooLarge);
+            }
+            (r, 1)
+        } else {
+            let room = (input.len() * 4).clamp(1024, 256 << 10).min(limit - at);
+            out.put_bytes(0, room);
+            let r = miniz_oxide::inflate::stream::inflate(rx, input, &mut out[at..], MZFlush::Sync);
+            out.truncate(at + r.bytes_written);
+            (r, room)
+        };
         input = &input[r.bytes_consumed..];
         match r.status {
             Ok(MZStatus::StreamEnd) => {

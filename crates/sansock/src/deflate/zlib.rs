@@ -83,25 +83,27 @@ impl Rx {
     ) -> Result<(), Error> {
         loop {
             let at = out.len();
-            if at >= limit {
-                // Only a byte that would go past the limit is an error; probe with one.
-                let mut probe = [0u8; 1];
-                let out0 = self.0.total_out();
-                return match self.0.decompress(input, &mut probe, FlushDecompress::Sync) {
-                    _ if self.0.total_out() > out0 => Err(Error::MessageTooLarge),
-                    Ok(_) => Ok(()),
-                    Err(_) => Err(Error::InvalidCompressedData),
-                };
-            }
-            let room = (input.len() * 4).clamp(1024, 256 << 10).min(limit - at);
-            out.put_bytes(0, room);
+            // At the limit, only a byte that would go past it is an error: probe with one,
+            // and check the rest of the input like any other (trailing data, corruption).
+            let mut probe = [0u8; 1];
             let (in0, out0) = (self.0.total_in(), self.0.total_out());
-            let r = self
-                .0
-                .decompress(input, &mut out[at..], FlushDecompress::Sync);
+            let (r, room) = if at >= limit {
+                let r = self.0.decompress(input, &mut probe, FlushDecompress::Sync);
+                if self.0.total_out() > out0 {
+                    return Err(Error::MessageTooLarge);
+                }
+                (r, 1)
+            } else {
+                let room = (input.len() * 4).clamp(1024, 256 << 10).min(limit - at);
+                out.put_bytes(0, room);
+                let r = self
+                    .0
+                    .decompress(input, &mut out[at..], FlushDecompress::Sync);
+                out.truncate(at + (self.0.total_out() - out0) as usize);
+                (r, room)
+            };
             let consumed = (self.0.total_in() - in0) as usize;
             let written = (self.0.total_out() - out0) as usize;
-            out.truncate(at + written);
             input = &input[consumed..];
             match r {
                 // A final block ends the stream; only trailing garbage could follow.

@@ -35,8 +35,8 @@ use super::extensions::{ExtensionOffers, is_extension_list};
 use super::headers::{Headers, Subprotocols};
 use super::write::{Decimal, HttpWrite};
 use super::{
-    HeadLimits, accept_key, check_header, head_status, header_block, header_slots, is_safe_value,
-    is_token, put_header,
+    HeadLimits, accept_key, check_header, head_status, head_window, header_block, header_slots,
+    is_safe_value, is_token, put_header,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -336,7 +336,7 @@ impl ClientHandshake {
         let mut slots = header_slots();
         let slots = slots.get_mut(..self.limits.slots).unwrap_or_default();
         let mut res = httparse::Response::new(slots);
-        let parsed = res.parse(input);
+        let parsed = res.parse(head_window(input, self.limits.max_bytes));
         let Some(head_len) = head_status(parsed, input.len(), self.limits.max_bytes)? else {
             return Ok(ResponseStatus::Partial);
         };

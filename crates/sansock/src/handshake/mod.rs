@@ -135,6 +135,14 @@ pub(crate) const fn header_slots() -> [httparse::Header<'static>; MAX_HEADERS_LI
     [httparse::EMPTY_HEADER; MAX_HEADERS_LIMIT]
 }
 
+/// The part of the input a head parser looks at: at most `max_bytes`. A head is judged
+/// by its first `max_bytes` bytes alone, so the verdict does not depend on how the input
+/// was split: an error that httparse would only find past the limit (400, or 431 for
+/// too many headers) is never reported for some splits and `HeadersTooLarge` for others.
+pub(crate) fn head_window(input: &[u8], max_bytes: usize) -> &[u8] {
+    input.get(..max_bytes).unwrap_or(input)
+}
+
 /// Turns httparse's verdict into ours.
 ///
 /// The size limit is applied to complete heads too, not only to partial ones: otherwise

@@ -32,8 +32,8 @@ use super::extensions::{ExtensionOffers, is_extension_list};
 use super::headers::{Cookies, Headers, Subprotocols, trim_ows};
 use super::write::{Counter, Decimal, FmtSink, HttpWrite};
 use super::{
-    HeadLimits, accept_key, check_header, head_status, header_block, header_slots, is_token,
-    put_header,
+    HeadLimits, accept_key, check_header, head_status, head_window, header_block, header_slots,
+    is_token, put_header,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -92,7 +92,7 @@ impl ServerHandshake {
         let mut slots = header_slots();
         let slots = slots.get_mut(..self.limits.slots).unwrap_or_default();
         let mut req = httparse::Request::new(slots);
-        let parsed = req.parse(input);
+        let parsed = req.parse(head_window(input, self.limits.max_bytes));
         let Some(head_len) = head_status(parsed, input.len(), self.limits.max_bytes)? else {
             return Ok(None);
         };
