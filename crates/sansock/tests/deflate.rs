@@ -415,3 +415,65 @@ fn trailing_data_after_a_final_block_fails_at_the_limit_too() {
         }
     }
 }
+
+/// RFC 7692 §7.2.3.4: a sender may flush with a final (BFINAL=1) block followed by one
+/// byte that starts an empty stored block, so that the tail appended by the receiver
+/// completes it. Regression: this was refused with 1007 as trailing data. Every split of
+/// the message into two frames, and a normally compressed message after it on the same
+/// context (the next message is a new DEFLATE stream), must read as the RFC says.
+#[test]
+fn rfc7692_final_block_flush_reads_as_hello() {
+    const RFC_HELLO: [u8; 8] = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+    for no_takeover in [false, true] {
+        for split in 0..=RFC_HELLO.len() {
+            let (mut client, _) = pair(
+                params(15, no_takeover),
+                &DeflateConfig::default(),
+                Config::default(),
+            );
+            let mut wire = BytesMut::new();
+            let (a, b) = RFC_HELLO.split_at(split);
+            wire.extend_from_slice(&raw_frame(false, RSV1, OpCode::Text, a));
+            wire.extend_from_slice(&raw_frame(true, 0, OpCode::Continuation, b));
+            // The same message as one frame, then a sync-flushed one.
+            wire.extend_from_slice(&raw_frame(true, RSV1, OpCode::Text, &RFC_HELLO));
+            wire.extend_from_slice(&raw_frame(true, RSV1, OpCode::Text, &deflate_raw(b"again")));
+            let got = read_all(&mut client, &mut wire).unwrap_or_else(|e| {
+                panic!("split {split}, no_takeover {no_takeover}: {e}");
+            });
+            assert_eq!(
+                got,
+                [
+                    Message::text("Hello"),
+                    Message::text("Hello"),
+                    Message::text("again")
+                ],
+                "split {split}, no_takeover {no_takeover}"
+            );
+            assert!(client.poll_transmit().is_none(), "nothing to answer");
+        }
+    }
+}
+
+/// A final block that is the whole payload (without the RFC's extra byte) leaves the
+/// appended tail as the start of a stream that never ends: the message still reads,
+/// and the next one starts clean instead of inheriting a half-parsed block header.
+#[test]
+fn final_block_without_the_extra_byte_does_not_poison_the_next_message() {
+    let mut finished = Vec::with_capacity(64);
+    let mut z = flate2::Compress::new(flate2::Compression::default(), false);
+    z.compress_vec(b"Hello", &mut finished, flate2::FlushCompress::Finish)
+        .unwrap();
+    let (mut client, _) = pair(
+        params(15, false),
+        &DeflateConfig::default(),
+        Config::default(),
+    );
+    let mut wire = BytesMut::new();
+    wire.extend_from_slice(&raw_frame(true, RSV1, OpCode::Text, &finished));
+    wire.extend_from_slice(&raw_frame(true, RSV1, OpCode::Text, &deflate_raw(b"next")));
+    assert_eq!(
+        read_all(&mut client, &mut wire),
+        Ok(vec![Message::text("Hello"), Message::text("next")])
+    );
+}

@@ -33,11 +33,18 @@ impl Tx {
 }
 
 /// miniz inflates with a 32 KiB window whatever the peer's: fine for every peer.
-pub(super) struct Rx(alloc::boxed::Box<InflateState>);
+pub(super) struct Rx {
+    state: alloc::boxed::Box<InflateState>,
+    /// A final block ended the DEFLATE stream during this message (RFC 7692 §7.2.3.4).
+    stream_ended: bool,
+}
 
 impl Rx {
     pub(super) fn new(_bits: u8) -> Self {
-        Rx(InflateState::new_boxed(DataFormat::Raw))
+        Rx {
+            state: InflateState::new_boxed(DataFormat::Raw),
+            stream_ended: false,
+        }
     }
 
     pub(super) fn inflate(
@@ -46,11 +53,16 @@ impl Rx {
         out: &mut BytesMut,
         limit: usize,
     ) -> Result<(), Error> {
-        inflate_all(&mut self.0, input, out, limit)
+        inflate_all(&mut self.state, input, out, limit, &mut self.stream_ended)
+    }
+
+    pub(super) fn take_stream_ended(&mut self) -> bool {
+        core::mem::take(&mut self.stream_ended)
     }
 
     pub(super) fn reset(&mut self) {
-        self.0.reset(DataFormat::Raw);
+        self.state.reset(DataFormat::Raw);
+        self.stream_ended = false;
     }
 }
 
@@ -105,6 +117,7 @@ fn inflate_all(
     mut input: &[u8],
     out: &mut BytesMut,
     limit: usize,
+    stream_ended: &mut bool,
 ) -> Result<(), Error> {
     loop {
         let at = out.len();
@@ -127,12 +140,13 @@ fn inflate_all(
         input = &input[r.bytes_consumed..];
         match r.status {
             Ok(MZStatus::StreamEnd) => {
-                // A final block ends the stream; only trailing garbage could follow.
-                return if input.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Error::InvalidCompressedData)
-                };
+                // A sender may flush with a final block (RFC 7692 §7.2.3.4): whatever
+                // follows starts a new DEFLATE stream, and so does the next message.
+                *stream_ended = true;
+                rx.reset(DataFormat::Raw);
+                if input.is_empty() {
+                    return Ok(());
+                }
             }
             Ok(_) | Err(MZError::Buf) => {
                 if input.is_empty() && r.bytes_written < room {

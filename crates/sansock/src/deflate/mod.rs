@@ -445,9 +445,12 @@ impl Codec {
         rx.inflate(chunk, out, limit)?;
         if message_end {
             rx.inflate(&TAIL, out, limit)?;
+            // After a final block the tail may have begun a stream that never ends: the
+            // next message starts from a clean inflater either way.
+            let stream_ended = rx.take_stream_ended();
             if self.rx_reset && self.free {
                 self.rx = None;
-            } else if self.rx_reset {
+            } else if self.rx_reset || stream_ended {
                 rx.reset();
             }
         }

@@ -66,13 +66,20 @@ impl Tx {
     }
 }
 
-pub(super) struct Rx(Decompress);
+pub(super) struct Rx {
+    z: Decompress,
+    /// A final block ended the DEFLATE stream during this message (RFC 7692 §7.2.3.4).
+    stream_ended: bool,
+}
 
 impl Rx {
     /// An inflater for a peer that compresses with at most `bits` of window: a peer that
     /// reaches further back broke the negotiation and fails with 1007.
     pub(super) fn new(bits: u8) -> Self {
-        Rx(Decompress::new_with_window_bits(false, bits.clamp(9, 15)))
+        Rx {
+            z: Decompress::new_with_window_bits(false, bits.clamp(9, 15)),
+            stream_ended: false,
+        }
     }
 
     pub(super) fn inflate(
@@ -86,10 +93,10 @@ impl Rx {
             // At the limit, only a byte that would go past it is an error: probe with one,
             // and check the rest of the input like any other (trailing data, corruption).
             let mut probe = [0u8; 1];
-            let (in0, out0) = (self.0.total_in(), self.0.total_out());
+            let (in0, out0) = (self.z.total_in(), self.z.total_out());
             let (r, room) = if at >= limit {
-                let r = self.0.decompress(input, &mut probe, FlushDecompress::Sync);
-                if self.0.total_out() > out0 {
+                let r = self.z.decompress(input, &mut probe, FlushDecompress::Sync);
+                if self.z.total_out() > out0 {
                     return Err(Error::MessageTooLarge);
                 }
                 (r, 1)
@@ -97,22 +104,23 @@ impl Rx {
                 let room = (input.len() * 4).clamp(1024, 256 << 10).min(limit - at);
                 out.put_bytes(0, room);
                 let r = self
-                    .0
+                    .z
                     .decompress(input, &mut out[at..], FlushDecompress::Sync);
-                out.truncate(at + (self.0.total_out() - out0) as usize);
+                out.truncate(at + (self.z.total_out() - out0) as usize);
                 (r, room)
             };
-            let consumed = (self.0.total_in() - in0) as usize;
-            let written = (self.0.total_out() - out0) as usize;
+            let consumed = (self.z.total_in() - in0) as usize;
+            let written = (self.z.total_out() - out0) as usize;
             input = &input[consumed..];
             match r {
-                // A final block ends the stream; only trailing garbage could follow.
+                // A sender may flush with a final block (RFC 7692 §7.2.3.4): whatever
+                // follows starts a new DEFLATE stream, and so does the next message.
                 Ok(Status::StreamEnd) => {
-                    return if input.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(Error::InvalidCompressedData)
-                    };
+                    self.stream_ended = true;
+                    self.z.reset(false);
+                    if input.is_empty() {
+                        return Ok(());
+                    }
                 }
                 Ok(Status::Ok | Status::BufError) => {
                     if input.is_empty() && written < room {
@@ -127,7 +135,12 @@ impl Rx {
         }
     }
 
+    pub(super) fn take_stream_ended(&mut self) -> bool {
+        core::mem::take(&mut self.stream_ended)
+    }
+
     pub(super) fn reset(&mut self) {
-        self.0.reset(false);
+        self.z.reset(false);
+        self.stream_ended = false;
     }
 }
