@@ -1,12 +1,16 @@
 //! CONNECT tunnels through a small proxy started in the test, all on loopback.
 
+mod common;
+
 use std::net::SocketAddr;
 
+use common::{Proxy, read_head};
+
 use sansock_tokio::Error;
-use sansock_tokio::auth::{Credentials, verify_basic};
+use sansock_tokio::auth::Credentials;
 use sansock_tokio::proxy::{MAX_RESPONSE_HEAD, ProxyConfig, connect_via_proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// An echo server; each connection echoes until the peer closes.
 async fn echo_server() -> SocketAddr {
@@ -23,81 +27,9 @@ async fn echo_server() -> SocketAddr {
     addr
 }
 
-/// Reads an HTTP request head; returns it and any bytes read past it.
-async fn read_head(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = buf.split_off(end + 4);
-            return Some((String::from_utf8(buf).ok()?, rest));
-        }
-        if buf.len() > 16 * 1024 {
-            return None;
-        }
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// A CONNECT proxy; when `required` is set, only those credentials get through.
 async fn connect_proxy(required: Option<(&'static str, &'static str)>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Some((head, early)) = read_head(&mut client).await else {
-                    return;
-                };
-                let mut lines = head.split("\r\n");
-                let request_line = lines.next().unwrap_or_default();
-                let mut parts = request_line.split(' ');
-                let (Some("CONNECT"), Some(target), Some("HTTP/1.1")) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
-                    let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
-                    return;
-                };
-                let auth = lines.find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("proxy-authorization")
-                        .then(|| value.trim().to_owned())
-                });
-                if let Some((user, pass)) = required
-                    && !auth.is_some_and(|v| verify_basic(&v, user, pass))
-                {
-                    let _ = client
-                        .write_all(
-                            b"HTTP/1.1 407 Proxy Authentication Required\r\n\
-                                  Proxy-Authenticate: Basic realm=\"test\"\r\n\
-                                  Content-Length: 0\r\n\r\n",
-                        )
-                        .await;
-                    return;
-                }
-                let Ok(mut upstream) = TcpStream::connect(target).await else {
-                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                    return;
-                };
-                if client
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                if upstream.write_all(&early).await.is_err() {
-                    return;
-                }
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-            });
-        }
-    });
-    addr
+    Proxy::start(required).await.addr
 }
 
 /// A fake proxy that answers every connection with `answer` (after reading the

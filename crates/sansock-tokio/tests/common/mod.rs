@@ -108,7 +108,11 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Self {
-        let ca = Ca::new("sansock test CA");
+        Pki::issued_by(&Ca::new("sansock test CA"))
+    }
+
+    /// The same files, issued by `ca` (to test trust in another CA).
+    pub fn issued_by(ca: &Ca) -> Self {
         let dir = TempDir::new();
         let (server_cert, server_key) = ca.issue(
             &["localhost", "127.0.0.1"],
