@@ -139,9 +139,18 @@ fn decode(
                     expected.len()
                 ),
             },
-            Some(Ref::TooLarge { corrupt_later }) => match &r_c {
+            Some(Ref::TooLarge {
+                corrupt_later,
+                inflated,
+            }) => match &r_c {
                 Err(Error::MessageTooLarge) => {}
                 Err(Error::InvalidCompressedData) if corrupt_later => {}
+                // As above: miniz can reject a broken block header that zlib-rs is still
+                // reading when the message ends, and miniz decodes ahead into its window,
+                // so it may see that before it hands out the byte past the limit.
+                Err(Error::InvalidCompressedData) if inflated.starts_with(&out_c) => {
+                    zlib_usable = false
+                }
                 Err(Error::InvalidUtf8) if kind == DataKind::Text => {}
                 other => panic!("zlib inflates past {limit}, sansock: {other:?}"),
             },
@@ -157,7 +166,11 @@ enum Ref {
     /// Inflated without error, within the limit, stream not ended.
     Clean(Vec<u8>),
     /// Produced more than the limit; `corrupt_later`: and fails a little further on.
-    TooLarge { corrupt_later: bool },
+    TooLarge {
+        corrupt_later: bool,
+        /// What it inflated before it stopped.
+        inflated: Vec<u8>,
+    },
     /// An error, or a final block (after which the two may legitimately differ).
     Unclear,
 }
@@ -182,7 +195,10 @@ fn reference(z: &mut Decompress, mut input: &[u8], limit: usize) -> Ref {
             Ok(_) => continue,
         };
         return match (too_large, corrupt) {
-            (true, corrupt_later) => Ref::TooLarge { corrupt_later },
+            (true, corrupt_later) => Ref::TooLarge {
+                corrupt_later,
+                inflated: out,
+            },
             (false, true) => Ref::Unclear,
             (false, false) => Ref::Clean(out),
         };

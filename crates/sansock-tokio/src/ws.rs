@@ -454,6 +454,9 @@ pub struct ReadHalf<S> {
     rbuf: BytesMut,
     read_chunk: usize,
     read_size: usize,
+    /// The last frame was read in place into a buffer much larger than `read_size`:
+    /// keep that buffer for the next one (see `poll_fill`).
+    big_frame: bool,
     shared: SharedRef<S>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<sansock::Instant>,
@@ -523,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
                 rbuf,
                 read_chunk: config.read_chunk.max(MIN_READ),
                 read_size: MIN_READ,
+                big_frame: false,
                 shared: shared.clone(),
                 timer: Box::pin(tokio::time::sleep_until(epoch)),
                 timer_at: None,
@@ -735,12 +739,6 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
                     return Poll::Ready(Some(Err(Error::Protocol(e))));
                 }
             }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_size {
-                // A burst is over (reads got small again): give its memory back. A buffer
-                // that fits the current read size is kept, so a steady stream of
-                // messages reuses it instead of allocating one per message.
-                self.rbuf = BytesMut::new();
-            }
             match sh.poll_flush_and_maybe_shutdown(cx) {
                 Poll::Ready(Err(e)) => {
                     self.done = true;
@@ -786,23 +784,54 @@ impl<S: AsyncRead + AsyncWrite> ReadHalf<S> {
                     continue;
                 }
             }
+            let pending = usize::try_from(sh.conn.frame_bytes_pending()).unwrap_or(usize::MAX);
             drop(_enter);
             drop(sh);
-            if let Err(e) = ready!(self.poll_fill(cx)) {
+            if let Err(e) = ready!(self.poll_fill(cx, pending)) {
                 return Poll::Ready(Some(Err(e)));
             }
         }
     }
 
-    /// Read more bytes from the stream into the read buffer.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Read more bytes from the stream into the read buffer. `pending`: bytes of the
+    /// current frame still to come; when the buffer already has room for all of them
+    /// (the core reserved it to receive a large frame in place), it is not grown, which
+    /// could mean copying what is already there.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, pending: usize) -> Poll<Result<(), Error>> {
         self.read_at = None;
-        self.rbuf.reserve(self.read_size);
-        match ready!(tokio_util::io::poll_read_buf(
+        if pending > 2 * self.read_size {
+            self.big_frame = true;
+        }
+        if pending == 0
+            && !self.big_frame
+            && self.rbuf.is_empty()
+            && self.rbuf.capacity() > 2 * self.read_size
+        {
+            // A burst is over (reads got small again): give its memory back. A buffer
+            // that fits the current read size is kept, so a steady stream of messages
+            // reuses it instead of allocating one per message; so is the buffer of a
+            // large frame received in place, until a small frame comes (or the
+            // connection closes), so that a stream of large messages reuses it too.
+            self.rbuf = BytesMut::new();
+        }
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare < self.read_size && (pending == 0 || spare < pending) {
+            self.rbuf.reserve(self.read_size);
+        }
+        let read = ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.rd),
             cx,
             &mut self.rbuf
-        )) {
+        ));
+        if let Ok(n) = read
+            && pending == 0
+            && n > 0
+        {
+            // The start of the next frame: whether it is large again shows when the
+            // rest of it is read (or now, when much more than usual came at once).
+            self.big_frame = n > 2 * self.read_size;
+        }
+        match read {
             Ok(0) => self.eof = true,
             // Reads that fill their room double it (up to `read_chunk`); reads that use
             // under an eighth of it halve it (down to 512 bytes).

@@ -409,6 +409,10 @@ pub struct Connection<R = NoRandom> {
 
     #[cfg(feature = "alloc")]
     assembly: bytes::BytesMut,
+    /// `read_message`: payload bytes of a single-frame message kept (unmasked, checked)
+    /// at the front of the caller's buffer until the frame is complete.
+    #[cfg(feature = "alloc")]
+    in_place: usize,
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::Codec>,
     deflate_on: bool,
@@ -461,6 +465,8 @@ impl<R: RandomSource> Connection<R> {
             close_deadline: None,
             #[cfg(feature = "alloc")]
             assembly: bytes::BytesMut::new(),
+            #[cfg(feature = "alloc")]
+            in_place: 0,
             #[cfg(feature = "deflate")]
             deflate: None,
             deflate_on: false,
@@ -630,6 +636,25 @@ impl<R: RandomSource> Connection<R> {
                     return self.payload(input, end, input.len(), now);
                 }
             }
+        }
+    }
+
+    /// Payload bytes of the frame being received that have not arrived yet (0 between
+    /// frames): a hint for sizing the next read, so a large frame can be read in one go.
+    pub fn frame_bytes_pending(&self) -> u64 {
+        match &self.rx {
+            RxStage::Payload { remaining, .. } => *remaining,
+            RxStage::Header(_) => 0,
+        }
+    }
+
+    /// Payload bytes of the current frame still to come, and whether it is a final
+    /// frame; `None` between frames.
+    #[cfg(feature = "alloc")]
+    fn frame_payload_left(&self) -> Option<(u64, bool)> {
+        match &self.rx {
+            RxStage::Payload { hdr, remaining, .. } => Some((*remaining, hdr.fin)),
+            RxStage::Header(_) => None,
         }
     }
 
@@ -1122,9 +1147,13 @@ mod owned {
         /// Read one whole message from `input`, consuming what it used.
         ///
         /// Fragmented messages are assembled (bounded by `max_message_size`); a message
-        /// that arrived as a single frame is split off `input` without copying. Returns
-        /// `Ok(None)` when `input` holds no complete message yet — read more and call
-        /// again. Pings, pongs and the peer's close are returned as messages too (with
+        /// that arrived as a single frame is split off `input` without copying, even one
+        /// that arrives over many reads: its payload stays at the front of `input`
+        /// (unmasked and checked as it arrives, so errors still come at once) and
+        /// `input` is given room for the rest of the frame, so later reads land right
+        /// behind it. Keep passing the same buffer, appending to it. Returns `Ok(None)`
+        /// when `input` holds no complete message yet — read more and call again.
+        /// Pings, pongs and the peer's close are returned as messages too (with
         /// `auto_pong` the answer is already queued).
         pub fn read_message(
             &mut self,
@@ -1132,7 +1161,32 @@ mod owned {
             now: Instant,
         ) -> Result<Option<Message>, Error> {
             loop {
-                let (consumed, ev) = self.read_raw(&mut input[..], now)?;
+                let kept = self.in_place;
+                let (consumed, ev) = match self.read_raw(&mut input[kept..], now) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.in_place = 0;
+                        return Err(e);
+                    }
+                };
+                if kept > 0 {
+                    // The rest of a frame whose payload is kept in place: nothing else
+                    // can come before its end.
+                    self.in_place += consumed;
+                    match ev {
+                        Some(RawEvent::Data {
+                            kind,
+                            message_end: true,
+                            ..
+                        }) => {
+                            let payload = input.split_to(self.in_place).freeze();
+                            self.in_place = 0;
+                            return Ok(Some(data_message(kind, payload)));
+                        }
+                        _ if consumed == 0 => return Ok(None),
+                        _ => continue,
+                    }
+                }
                 let Some(ev) = ev else {
                     input.advance(consumed);
                     if consumed == 0 {
@@ -1166,6 +1220,32 @@ mod owned {
                             input.advance(consumed - range.end);
                             return Ok(Some(data_message(kind, payload)));
                         }
+                        let frame_left = self.frame_payload_left();
+                        if message_start
+                            && frame_left.is_some_and(|(left, fin)| {
+                                fin && range.len() as u64 + left >= IN_PLACE_MIN
+                            })
+                        {
+                            // The first part of a single-frame message: keep it where it
+                            // is, and make room for the rest (already checked against
+                            // the limits) so that it is read in behind it. Room is made
+                            // while the header is still in front: a buffer the caller
+                            // got back (the last message dropped) then fits the next
+                            // frame of the same size without a new allocation. A little
+                            // more than the frame: a read that fills its buffer exactly
+                            // is followed by one that only learns the socket is empty.
+                            let left = frame_left.map_or(0, |(left, _)| left);
+                            let left = usize::try_from(left).unwrap_or(usize::MAX);
+                            input.reserve(left.saturating_add(1024));
+                            input.advance(range.start);
+                            self.in_place = range.len();
+                            return Ok(None);
+                        }
+                        // Fragments are copied together: room for the rest of this frame
+                        // at once, not by doubling.
+                        let left = frame_left.map_or(0, |(left, _)| left);
+                        self.assembly
+                            .reserve(range.len() + usize::try_from(left).unwrap_or(0));
                         self.assembly.extend_from_slice(&input[range]);
                         input.advance(consumed);
                         if !message_end {
@@ -1292,6 +1372,11 @@ mod owned {
             Ok(())
         }
     }
+
+    /// Single-frame messages from this size on are received in place (see
+    /// `read_message`); a smaller one that straddles reads is cheaper to copy than to
+    /// make room for.
+    const IN_PLACE_MIN: u64 = 16 << 10;
 
     fn data_message(kind: DataKind, payload: bytes::Bytes) -> Message {
         match kind {

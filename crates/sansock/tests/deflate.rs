@@ -477,3 +477,58 @@ fn final_block_without_the_extra_byte_does_not_poison_the_next_message() {
         Ok(vec![Message::text("Hello"), Message::text("next")])
     );
 }
+
+/// Fuzz finding (`deflate`, seed `corpus/deflate/miniz-early-header-reject`): a fixed
+/// block inflating to 15 bytes, then a dynamic block header that the message ends in
+/// the middle of. That is malformed (a sync-flushed message ends on a block boundary).
+/// miniz_oxide rejects the header as soon as it reads it and decodes ahead into its
+/// window, so even past the limit it may answer 1007 rather than 1009; zlib-rs is still
+/// reading the header when the message ends. Either answer is right for a message that
+/// is too large *and* broken; what must hold is that nothing is inflated past the limit
+/// and the error is one of the two.
+#[test]
+fn broken_header_past_the_limit_fails_either_way_within_the_limit() {
+    const MSG: [u8; 32] = [
+        0x3a, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0xfb, 0xff, 0xce, 0xce, 0xce, 0xce, 0xce, 0xce, 0xce,
+        0xff, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0xfa, 0xff, 0x6c,
+        0xe0, 0x6f,
+    ];
+    const INFLATED: [u8; 15] = [
+        0xc4, 0xe2, 0x26, 0x42, 0x42, 0x4b, 0xff, 0xb9, 0x89, 0x89, 0x89, 0x89, 0x89, 0x89, 0xff,
+    ];
+    for limit in [1, 2, 10, 14] {
+        let mut config = Config::default();
+        config.max_message_size = limit;
+        let mut server = Connection::server(config, NOW);
+        server.enable_deflate(params(8, false), &DeflateConfig::default());
+        let mut out = BytesMut::new();
+        let r = server.decompress(DataKind::Binary, &MSG, true, &mut out);
+        assert!(
+            matches!(
+                r,
+                Err(Error::MessageTooLarge | Error::InvalidCompressedData)
+            ),
+            "limit {limit}: {r:?}"
+        );
+        assert!(
+            out.len() as u64 <= limit,
+            "limit {limit}: inflated {}",
+            out.len()
+        );
+        assert!(
+            INFLATED.starts_with(&out),
+            "limit {limit}: {:02x?}",
+            &out[..]
+        );
+        assert_eq!(server.state(), State::Closed, "the connection failed");
+    }
+    if sansock::deflate::BACKEND == "miniz_oxide" {
+        let mut server = Connection::server(Config::default(), NOW);
+        server.enable_deflate(params(8, false), &DeflateConfig::default());
+        let mut out = BytesMut::new();
+        assert_eq!(
+            server.decompress(DataKind::Binary, &MSG, true, &mut out),
+            Err(Error::InvalidCompressedData)
+        );
+    }
+}

@@ -282,7 +282,13 @@ fn drive_messages<R: RandomSource>(
                 }
             }
         }
-        assert!(input.is_empty(), "read_message left bytes unconsumed");
+        // Bytes stay behind only as the payload of a large single-frame message that
+        // is received in place: while that frame is incomplete, and within the limit.
+        assert!(
+            input.is_empty() || (c.frame_bytes_pending() > 0 && input.len() as u64 <= max),
+            "read_message left {} bytes unconsumed",
+            input.len()
+        );
         drain_transmits(c);
     }
     (out, None)
