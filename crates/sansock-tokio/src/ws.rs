@@ -205,7 +205,12 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
                 }
                 Ok(n) => {
                     self.unflushed = true;
-                    self.wbuf.advance(n);
+                    if n == self.wbuf.len() {
+                        // All written: start over at the same place.
+                        self.wbuf.clear();
+                    } else {
+                        self.wbuf.advance(n);
+                    }
                 }
                 Err(e) => return Poll::Ready(Err(self.write_failed(e))),
             }

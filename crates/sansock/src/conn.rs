@@ -1162,6 +1162,11 @@ mod owned {
         ) -> Result<Option<Message>, Error> {
             loop {
                 let kept = self.in_place;
+                if kept == 0
+                    && let Some(m) = self.read_whole_frame(input, now)?
+                {
+                    return Ok(Some(m));
+                }
                 let (consumed, ev) = match self.read_raw(&mut input[kept..], now) {
                     Ok(r) => r,
                     Err(e) => {
@@ -1270,6 +1275,61 @@ mod owned {
             }
         }
 
+        /// The common case without the event machinery of `read_raw`: a whole
+        /// unfragmented, uncompressed data frame at the front of `input`, between
+        /// messages. Anything else (or any doubt) is left to the general path, which
+        /// also reports header errors; the checks here are the general path's own.
+        fn read_whole_frame(
+            &mut self,
+            input: &mut BytesMut,
+            now: Instant,
+        ) -> Result<Option<Message>, Error> {
+            if self.failed.is_some() || self.close_received.is_some() || self.in_msg.is_some() {
+                return Ok(None);
+            }
+            let RxStage::Header(dec) = &self.rx else {
+                return Ok(None);
+            };
+            if dec.is_mid_header() {
+                return Ok(None);
+            }
+            let Ok(Some((hdr, n))) = FrameHeader::decode(input) else {
+                return Ok(None);
+            };
+            let kind = match hdr.opcode {
+                OpCode::Text => DataKind::Text,
+                OpCode::Binary => DataKind::Binary,
+                _ => return Ok(None),
+            };
+            let Ok(len) = usize::try_from(hdr.payload_len) else {
+                return Ok(None);
+            };
+            if !hdr.fin || hdr.rsv != 0 || input.len() - n < len {
+                return Ok(None);
+            }
+            self.last_recv = now;
+            self.keepalive_ping = None;
+            let checked = self.check_header(&hdr);
+            // The general path tracks the message from here; this one is done with it.
+            self.in_msg = None;
+            if let Err(e) = checked {
+                self.fail(e.clone());
+                return Err(e);
+            }
+            let payload = &mut input[n..n + len];
+            if let Some(key) = hdr.mask {
+                apply_mask(payload, key, 0);
+            }
+            if kind == DataKind::Text && core::str::from_utf8(payload).is_err() {
+                self.fail(Error::InvalidUtf8);
+                return Err(Error::InvalidUtf8);
+            }
+            // (Advancing a `Bytes` is cheaper than advancing a `BytesMut`.)
+            let mut payload = input.split_to(n + len).freeze();
+            payload.advance(n);
+            Ok(Some(data_message(kind, payload)))
+        }
+
         /// Inflate a chunk of a compressed message (a [`Data`] event with `compressed`)
         /// into `out`, appending. The inflated size counts against `max_message_size`
         /// (a deflate bomb fails with 1009 and bounded memory) and inflated text is
@@ -1362,11 +1422,14 @@ mod owned {
                 }
                 return Ok(());
             }
+            // One reservation for every frame's header and payload.
+            let frames = payload.len() / self.config.max_send_frame_size.max(1) + 1;
+            out.reserve(payload.len() + frames * MAX_HEADER_LEN);
             for (r, last) in self.fragments(payload.len()) {
                 let mut f = self.encode_frame(kind, r.len(), last)?;
-                out.put_slice(f.header());
+                out.extend_from_slice(f.header());
                 let at = out.len();
-                out.put_slice(&payload[r]);
+                out.extend_from_slice(&payload[r]);
                 f.mask(&mut out[at..]);
             }
             Ok(())
