@@ -206,7 +206,7 @@ mod tests {
                 deflate_all(&mut tx, msg, &mut wire, first, room).unwrap();
                 assert_eq!(&wire[wire.len() - 4..], &TAIL, "room {room}");
                 let mut out = BytesMut::new();
-                inflate_all(&mut rx, &wire, &mut out, usize::MAX).unwrap();
+                inflate_all(&mut rx, &wire, &mut out, usize::MAX, &mut false).unwrap();
                 assert_eq!(&out[..], msg, "room {room}");
             }
         }
