@@ -14,15 +14,9 @@ use sansock::handshake::{ServerHandshake, write_accept};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
-}
+#[path = "../../examples/examples/util/args.rs"]
+mod args;
+use args::arg;
 
 /// Answer the opening handshake; the client sends nothing before the 101.
 async fn handshake(stream: &mut TcpStream) -> Option<()> {

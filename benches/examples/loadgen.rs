@@ -23,15 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn arg(name: &str) -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        if a == name {
-            return args.next();
-        }
-    }
-    None
-}
+#[path = "../../examples/examples/util/args.rs"]
+mod args;
+use args::arg;
 
 fn num(name: &str, default: u64) -> u64 {
     arg(name).map_or(default, |v| v.parse().expect(name))
@@ -62,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = Duration::from_secs(num("--secs", 5));
     let warmup = Duration::from_secs(num("--warmup", 1));
 
-    let check = std::env::args().any(|a| a == "--check");
+    let check = args::flag("--check");
     let frame: Arc<[u8]> = masked_frame(size).into();
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
