@@ -73,8 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A 1 MiB message streamed as 16 frames of 64 KiB.
     let big = vec![b'x'; 1 << 20];
-    ws.writer()
-        .send_from_reader(DataKind::Binary, &big[..], 64 << 10)
+    ws.send_from_reader(DataKind::Binary, &big[..], 64 << 10)
         .await?;
     match ws.recv().await.transpose()? {
         Some(Message::Binary(b)) => println!(

@@ -25,7 +25,7 @@ fn main() {
         std::mem::size_of::<Connection>()
     );
     println!(
-        "sansock_tokio::WebSocket<TcpStream>: {} B (plus the shared state behind it)",
+        "sansock_tokio::WebSocket<TcpStream>: {} B (the connection state and buffers, by value)",
         std::mem::size_of::<sansock_tokio::WebSocket<tokio::net::TcpStream>>()
     );
     let fut = async {

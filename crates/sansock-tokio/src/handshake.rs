@@ -153,7 +153,8 @@ where
         _ => None,
     };
     debug!(subprotocol = ?response.subprotocol, extensions = ?response.extensions, "client handshake complete");
-    let ws = WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover);
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    let mut ws = WebSocket::from_upgraded(stream, sansock::Role::Client, config, leftover);
     #[cfg(feature = "deflate")]
     if let Some((params, offer)) = deflate {
         ws.enable_deflate(params, &offer);
@@ -307,7 +308,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingUpgrade<S> {
         self.stream.write_all(&out).await?;
         self.stream.flush().await?;
         debug!(path = self.request.request().path, subprotocol = ?answer.subprotocol, "server handshake complete");
-        let ws = WebSocket::from_upgraded(
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+        let mut ws = WebSocket::from_upgraded(
             self.stream,
             sansock::Role::Server,
             self.config,

@@ -148,8 +148,7 @@ async fn send_all<S: AsyncRead + AsyncWrite + Unpin>(
                 bounds.push(payload.len());
                 for (k, w) in bounds.windows(2).enumerate() {
                     let last = k == bounds.len() - 2;
-                    ws.writer()
-                        .send_chunk(kind, &payload[w[0]..w[1]], last)
+                    ws.send_chunk(kind, &payload[w[0]..w[1]], last)
                         .await
                         .unwrap();
                     if !last {

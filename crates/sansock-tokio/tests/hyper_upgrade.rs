@@ -191,10 +191,7 @@ async fn client_echoes_text_and_binary_and_closes_cleanly() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        ws.reader().peer_close().map(|(c, _)| c),
-        Some(CloseCode::NORMAL)
-    );
+    assert_eq!(ws.peer_close().map(|(c, _)| c), Some(CloseCode::NORMAL));
     assert!(ws.recv().await.is_none());
     assert_eq!(ws.state(), State::Closed);
     let server_side = tokio::time::timeout(LIMIT, outcomes.recv()).await.unwrap();

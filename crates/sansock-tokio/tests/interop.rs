@@ -151,16 +151,13 @@ async fn sansock_server_pings_fragments_and_closes_a_tungstenite_client() {
             let text = "fragmented: ünïcödé €";
             let bytes = text.as_bytes();
             let cut = text.find('€').unwrap() + 1;
-            ws.writer()
-                .send_chunk(DataKind::Text, &bytes[..5], false)
+            ws.send_chunk(DataKind::Text, &bytes[..5], false)
                 .await
                 .unwrap();
-            ws.writer()
-                .send_chunk(DataKind::Text, &bytes[5..cut], false)
+            ws.send_chunk(DataKind::Text, &bytes[5..cut], false)
                 .await
                 .unwrap();
-            ws.writer()
-                .send_chunk(DataKind::Text, &bytes[cut..], true)
+            ws.send_chunk(DataKind::Text, &bytes[cut..], true)
                 .await
                 .unwrap();
             ws.send(Message::binary(one_mib())).await.unwrap();
@@ -275,10 +272,7 @@ async fn sansock_client_tungstenite_server_echo_and_client_close() {
         // A fragmented binary message, streamed.
         for (k, part) in big.chunks(300_000).enumerate() {
             let last = (k + 1) * 300_000 >= big.len();
-            ws.writer()
-                .send_chunk(DataKind::Binary, part, last)
-                .await
-                .unwrap();
+            ws.send_chunk(DataKind::Binary, part, last).await.unwrap();
         }
         assert_eq!(
             ws.recv().await.unwrap().unwrap(),

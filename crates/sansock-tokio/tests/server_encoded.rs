@@ -50,10 +50,10 @@ async fn shared_frames_interleave_with_ordinary_sends_in_order() {
     let (mut server, mut client) = pair().await;
     let shared = EncodedMessage::with_max_frame_size(&Message::text("shared é"), 3).unwrap();
     server.feed(Message::text("before")).await.unwrap();
-    server.writer().feed_encoded(&shared).await.unwrap();
+    server.feed_encoded(&shared).await.unwrap();
     server.feed(Message::binary(vec![1, 2, 3])).await.unwrap();
     server.send_encoded(&shared).await.unwrap();
-    assert_eq!(server.writer().buffered(), 0, "send_encoded flushes");
+    assert_eq!(server.buffered_amount(), 0, "send_encoded flushes");
     assert_eq!(recv(&mut client).await, Message::text("before"));
     assert_eq!(recv(&mut client).await, Message::text("shared é"));
     assert_eq!(recv(&mut client).await, Message::binary(vec![1, 2, 3]));
@@ -71,7 +71,6 @@ async fn refused_after_close_inside_a_streamed_message_and_on_clients() {
     ));
     // Inside a streamed message: refused, and the streamed message can still finish.
     server
-        .writer()
         .send_chunk(DataKind::Binary, b"ab", false)
         .await
         .unwrap();
@@ -80,17 +79,12 @@ async fn refused_after_close_inside_a_streamed_message_and_on_clients() {
         Err(Error::Protocol(sansock::Error::MessageInProgress))
     ));
     server
-        .writer()
         .send_chunk(DataKind::Binary, b"cd", true)
         .await
         .unwrap();
     assert_eq!(recv(&mut client).await, Message::binary(b"abcd".to_vec()));
     // After close: refused.
-    server
-        .writer()
-        .close(CloseCode::NORMAL, "bye")
-        .await
-        .unwrap();
+    server.close(CloseCode::NORMAL, "bye").await.unwrap();
     assert!(matches!(
         server.send_encoded(&msg).await,
         Err(Error::Protocol(sansock::Error::ConnectionClosed))
@@ -107,7 +101,7 @@ async fn one_encoding_reaches_many_connections() {
     let payload = vec![42u8; 200_000];
     let msg = EncodedMessage::new(&Message::binary(payload.clone())).unwrap();
     for (server, _) in &mut pairs {
-        server.writer().feed_encoded(&msg).await.unwrap();
+        server.feed_encoded(&msg).await.unwrap();
     }
     let readers: Vec<_> = pairs
         .into_iter()

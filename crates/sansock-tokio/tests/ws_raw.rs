@@ -186,9 +186,9 @@ async fn send_waits_when_the_write_buffer_is_full() {
                 r.unwrap();
                 fed += 1;
                 assert!(
-                    server.writer().buffered() <= (64 << 10) + (16 << 10) + 16,
+                    server.buffered_amount() <= (64 << 10) + (16 << 10) + 16,
                     "buffer grew to {}",
-                    server.writer().buffered()
+                    server.buffered_amount()
                 );
                 assert!(fed < 10_000, "feed never waited");
             }

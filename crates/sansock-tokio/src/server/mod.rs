@@ -648,7 +648,8 @@ impl Server {
             }
         };
         drop(handshaking);
-        let ws = WebSocket::from_upgraded(
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+        let mut ws = WebSocket::from_upgraded(
             stream,
             Role::Server,
             self.inner.settings.connection.clone(),
@@ -817,7 +818,7 @@ impl Server {
     /// shutting down).
     pub async fn serve_connection<S>(&self, mut ws: WebSocket<S>, mut info: ConnectionInfo)
     where
-        S: AsyncRead + AsyncWrite + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let task = Task::new(&self.inner);
         if info.admitted.is_none() {
@@ -851,7 +852,7 @@ impl Server {
 
     async fn run<S>(&self, ws: WebSocket<S>, mut info: ConnectionInfo, task: Task)
     where
-        S: AsyncRead + AsyncWrite + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Some(Admitted { permit, service }) = info.admitted.take() else {
             return;

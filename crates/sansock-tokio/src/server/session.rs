@@ -306,7 +306,7 @@ pub(crate) async fn run<S>(
     info: ConnectionInfo,
     service: Arc<dyn Service>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = SessionId(
         server
@@ -368,7 +368,7 @@ async fn drive<S>(
     ws: WebSocket<S>,
     service: Arc<dyn Service>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let outbox = &session.inner.outbox;
     let close_timeout = server.settings.connection.protocol.close_timeout;
@@ -500,7 +500,7 @@ async fn pump(
 
 async fn read_loop<S>(rd: &mut ReadHalf<S>, conn: &mut dyn Conn, session: &Session) -> Outcome
 where
-    S: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(item) = rd.recv().await {
         match item {
@@ -518,7 +518,7 @@ where
 /// and everything before it is written. Returns after the close frame.
 async fn write_loop<S>(wr: &mut WriteHalf<S>, session: &Session) -> Result<(), Error>
 where
-    S: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let outbox = &session.inner.outbox;
     loop {
