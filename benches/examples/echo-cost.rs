@@ -8,8 +8,12 @@
 //! # "Collected : N" / (1000 × 64) = instructions per message; callgrind_annotate /tmp/cg for where
 //! ```
 //!
-//! Arguments: `sansock | tungstenite | fastwebsockets`, message size, rounds of 64
-//! messages. (Large messages mostly count `memcpy`, which callgrind counts per byte.)
+//! Arguments: `sansock | tungstenite | fastwebsockets`, message size, rounds, and
+//! connections (default 1: rounds of 64 messages on one connection; N > 1: rounds of one
+//! message on each of N connections, to see the cost of per-connection state falling
+//! out of cache:
+//! `valgrind --tool=callgrind --cache-sim=yes … echo-cost sansock 16 20 1000`).
+//! (Large messages mostly count `memcpy`, which callgrind counts per byte.)
 #![allow(clippy::print_stdout)]
 
 use futures_util::{SinkExt, StreamExt};
@@ -31,6 +35,7 @@ fn main() {
     let lib = args.next().unwrap_or_else(|| "sansock".into());
     let len: usize = args.next().map_or(16, |a| a.parse().expect("size"));
     let rounds: usize = args.next().map_or(1000, |a| a.parse().expect("rounds"));
+    let conns: usize = args.next().map_or(1, |a| a.parse().expect("connections"));
     let count = 64;
     let mut wire = Vec::new();
     for i in 0..count {
@@ -48,11 +53,53 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (client, server) = tokio::io::duplex(1 << 20);
     let _guard = rt.enter();
-    match lib.as_str() {
+    if conns > 1 {
+        // Many connections, one message each per round (as `loadgen --conns N`): the
+        // per-connection state no longer stays in cache between messages.
+        let one = &wire[..wire.len() / count];
+        let echo_one = echo_len / count;
+        let mut clients = Vec::new();
+        for _ in 0..conns {
+            let (client, server) = tokio::io::duplex(1 << 16);
+            spawn_server(&lib, server);
+            clients.push(tokio::io::split(client));
+        }
+        let mut back = vec![0u8; echo_one];
+        rt.block_on(async {
+            for _ in 0..rounds {
+                for (_, wr) in clients.iter_mut() {
+                    wr.write_all(one).await.unwrap();
+                }
+                for (rd, _) in clients.iter_mut() {
+                    rd.read_exact(&mut back).await.unwrap();
+                }
+            }
+        });
+        println!(
+            "{lib}: {} messages of {len} B echoed on {conns} connections",
+            rounds * conns
+        );
+        return;
+    }
+    let (client, server) = tokio::io::duplex(1 << 20);
+    spawn_server(&lib, server);
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let mut back = vec![0u8; echo_len];
+    rt.block_on(async {
+        for _ in 0..rounds {
+            let (w, r) = tokio::join!(wr.write_all(&wire), rd.read_exact(&mut back));
+            w.unwrap();
+            r.unwrap();
+        }
+    });
+    println!("{lib}: {} messages of {len} B echoed", rounds * count);
+}
+
+fn spawn_server(lib: &str, server: tokio::io::DuplexStream) {
+    match lib {
         "sansock" => {
-            rt.spawn(async move {
+            tokio::spawn(async move {
                 let mut ws = sansock_tokio::WebSocket::from_upgraded(
                     server,
                     sansock::Role::Server,
@@ -67,7 +114,7 @@ fn main() {
             });
         }
         "tungstenite" => {
-            rt.spawn(async move {
+            tokio::spawn(async move {
                 let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                     server,
                     tungstenite::protocol::Role::Server,
@@ -82,7 +129,7 @@ fn main() {
             });
         }
         _ => {
-            rt.spawn(async move {
+            tokio::spawn(async move {
                 let ws = fastwebsockets::WebSocket::after_handshake(
                     server,
                     fastwebsockets::Role::Server,
@@ -99,14 +146,4 @@ fn main() {
             });
         }
     }
-    let (mut rd, mut wr) = tokio::io::split(client);
-    let mut back = vec![0u8; echo_len];
-    rt.block_on(async {
-        for _ in 0..rounds {
-            let (w, r) = tokio::join!(wr.write_all(&wire), rd.read_exact(&mut back));
-            w.unwrap();
-            r.unwrap();
-        }
-    });
-    println!("{lib}: {} messages of {len} B echoed", rounds * count);
 }
