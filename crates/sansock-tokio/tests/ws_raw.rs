@@ -254,6 +254,49 @@ async fn keepalive_deadline_follows_traffic() {
     assert_eq!(got[ping_len], 0x88, "then the close, no second ping");
 }
 
+/// The keepalive timer is polled only once per arming (it keeps the waker and wakes the
+/// task when it fires). A connection whose `recv` was first polled in one task and is
+/// then moved to another must register the new task, or the ping would wake a task
+/// that no longer polls it and the silent peer would never be found out.
+#[tokio::test(start_paused = true)]
+async fn keepalive_follows_the_connection_into_another_task() {
+    let mut cfg = Config::default();
+    cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
+    cfg.protocol.pong_timeout = Duration::from_secs(3);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let mut silent = c.unwrap();
+    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let started = tokio::time::Instant::now();
+    // Task A polls `recv` (arming and registering the timer), then gives up.
+    let mut server = tokio::spawn(async move {
+        let r = tokio::time::timeout(Duration::from_secs(1), server.recv()).await;
+        assert!(r.is_err(), "nothing to receive yet");
+        server
+    })
+    .await
+    .unwrap();
+    // Task B takes over.
+    let task_b = tokio::spawn(async move { server.recv().await.unwrap().unwrap_err() });
+    let err = tokio::time::timeout(Duration::from_secs(60), task_b)
+        .await
+        .expect("the keepalive timer never woke the new task")
+        .unwrap();
+    assert!(
+        matches!(err, Error::Protocol(sansock::Error::PeerUnresponsive)),
+        "{err}"
+    );
+    let at = started.elapsed();
+    assert!(
+        at >= Duration::from_secs(8) && at < Duration::from_secs(9),
+        "declared dead at {at:?}"
+    );
+    let mut got = Vec::new();
+    silent.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got[0], 0x89, "a keepalive ping went out at 5 s");
+}
+
 /// Long server payloads are queued without copying and written after their headers in
 /// vectored writes: fragmented or not, mixed with small messages fed into the write
 /// buffer and with pongs, everything arrives whole and in order.
