@@ -10,8 +10,10 @@
 # For every message size × connection count, the servers run interleaved round by round
 # (A B C, A B C, …) so that drift of the machine hits all of them alike; each cell shows
 # the median over the rounds of msgs/s, MB/s (payload, both directions), p50/p99
-# round-trip latency, and the ratios against sansock. "LG!" marks a cell where the load
-# generator used ≥ 95% of its core: there it, not the server, may be the limit.
+# round-trip latency, and the ratios against sansock (of the medians, and the lowest and
+# highest ratio of single rounds, to show how much the machine moves them). "LG!" marks
+# a cell where the load generator used ≥ 95% of its core: there it, not the server, may
+# be the limit.
 # Then each server's RSS growth with $IDLE idle connections, per connection.
 #
 # Environment: SIZES, CONNS, SECS (measured seconds per run), WARMUP, ROUNDS, IDLE,
@@ -141,8 +143,8 @@ def med(runs, key):
 def fmt_size(n):
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB" if n >= 1 << 10 else f"{n} B"
 print()
-print("| size | conns | server | msgs/s | MB/s | p50 µs | p99 µs | vs sansock (msgs/s) | loadgen CPU | server CPU |")
-print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| size | conns | server | msgs/s | MB/s | p50 µs | p99 µs | vs sansock (msgs/s) | round by round | loadgen CPU | server CPU |")
+print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (size, conns) in sorted(rows):
     cell = rows[(size, conns)]
     base = med(cell["sansock"], "msgs_per_s") if "sansock" in cell else 0
@@ -152,10 +154,15 @@ for (size, conns) in sorted(rows):
         runs = cell[name]
         m = med(runs, "msgs_per_s")
         ratio = "1.00" if name == "sansock" else (f"sansock {base / m:.2f}×" if m else "–")
+        # The ratio of each interleaved round on its own: how far the machine's drift
+        # moves it (the median column is what the table reports).
+        paired = [float(a["msgs_per_s"]) / float(b["msgs_per_s"])
+                  for a, b in zip(cell.get("sansock", []), runs) if float(b["msgs_per_s"])]
+        spread = "" if name == "sansock" or not paired else f"{min(paired):.2f}–{max(paired):.2f}"
         lg = med(runs, "cpu")
         flag = " LG!" if lg >= 0.95 else ""
         print(f"| {fmt_size(size)} | {conns} | {name} | {m:,.0f} | {med(runs, 'mb_per_s'):,.1f} | "
-              f"{med(runs, 'p50_us'):,.0f} | {med(runs, 'p99_us'):,.0f} | {ratio} | {lg:.2f}{flag} | {med(runs, 'srv_cpu'):.2f} |")
+              f"{med(runs, 'p50_us'):,.0f} | {med(runs, 'p99_us'):,.0f} | {ratio} | {spread} | {lg:.2f}{flag} | {med(runs, 'srv_cpu'):.2f} |")
 idle = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
 if idle:
     print()
