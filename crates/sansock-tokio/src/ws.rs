@@ -3,6 +3,13 @@
 //! All protocol logic lives in [`sansock::Connection`]; this module only moves bytes
 //! between it and the stream, and drives its timers with `tokio::time`.
 //!
+//! # Ownership
+//! A [`WebSocket`] owns its stream (any `AsyncRead + AsyncWrite + Unpin`; pin a stream
+//! that is not `Unpin` in a `Box`) and its protocol state: receiving and sending take
+//! `&mut self` and lock nothing. [`WebSocket::split`] gives a [`ReadHalf`] and a
+//! [`WriteHalf`] for separate tasks; they share the protocol state behind a mutex and
+//! the stream through `tokio::io::split`, and [`WebSocket::reunite`] puts them back.
+//!
 //! # Flush semantics and backpressure
 //! Outgoing frames are encoded into a write buffer. [`WebSocket::send`] encodes and then
 //! flushes: when it returns `Ok`, every byte of the message was handed to the stream and
@@ -23,8 +30,9 @@
 //! while the peer keeps filling them, up to `read_chunk`, and halve again when reads get
 //! small; the read buffer is kept while it fits the current read size, so steady traffic
 //! reuses it and the echo path allocates nothing per message
-//! (`benches/tests/zero_alloc.rs`), and it is released when it drains after a burst. Measured with `examples/idle-clients` against
-//! `echo-server` (10,000 idle connections on loopback, server RSS): see the README.
+//! (`benches/tests/zero_alloc.rs`), and it is released when it drains after a burst.
+//! Measured with `examples/idle-clients` against `echo-server` (10,000 idle connections
+//! on loopback, server RSS): see the README.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
