@@ -122,16 +122,22 @@ async fn protocol_error_gets_close_1002() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn keepalive_drops_silent_peer() {
+/// A server connection with a 5 s keepalive and a 3 s pong deadline, and the raw TCP
+/// stream of its peer.
+async fn keepalive_server() -> (WebSocket<TcpStream>, TcpStream) {
     let mut cfg = Config::default();
     cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
     cfg.protocol.pong_timeout = Duration::from_secs(3);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
-    let mut silent = c.unwrap(); // reads nothing, answers nothing
-    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    (server, c.unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_drops_silent_peer() {
+    let (mut server, mut silent) = keepalive_server().await; // the peer answers nothing
     let started = tokio::time::Instant::now();
     let err = server.recv().await.unwrap().unwrap_err();
     assert!(
@@ -206,14 +212,7 @@ async fn send_waits_when_the_write_buffer_is_full() {
 #[tokio::test(start_paused = true)]
 async fn keepalive_deadline_follows_traffic() {
     use tokio::io::AsyncWriteExt;
-    let mut cfg = Config::default();
-    cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
-    cfg.protocol.pong_timeout = Duration::from_secs(3);
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
-    let mut peer = c.unwrap();
-    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let (mut server, mut peer) = keepalive_server().await;
     let started = tokio::time::Instant::now();
     let peer_task = tokio::spawn(async move {
         // A masked one-byte binary message ("x" under the key 01 02 03 04).
@@ -260,14 +259,7 @@ async fn keepalive_deadline_follows_traffic() {
 /// that no longer polls it and the silent peer would never be found out.
 #[tokio::test(start_paused = true)]
 async fn keepalive_follows_the_connection_into_another_task() {
-    let mut cfg = Config::default();
-    cfg.protocol.keepalive_interval = Some(Duration::from_secs(5));
-    cfg.protocol.pong_timeout = Duration::from_secs(3);
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
-    let mut silent = c.unwrap();
-    let mut server = WebSocket::from_upgraded(s.unwrap().0, Role::Server, cfg, Bytes::new());
+    let (mut server, mut silent) = keepalive_server().await;
     let started = tokio::time::Instant::now();
     // Task A polls `recv` (arming and registering the timer), then gives up.
     let mut server = tokio::spawn(async move {

@@ -950,15 +950,20 @@ impl<R: RandomSource> Connection<R> {
         Ok(self.out_frame(opcode, rsv, message_end, payload_len as u64))
     }
 
-    fn out_frame(&mut self, opcode: OpCode, rsv: u8, fin: bool, payload_len: u64) -> OutFrame {
-        let mask = match self.role {
+    /// A fresh masking key for a client's frame (§5.3); servers do not mask.
+    fn masking_key(&mut self) -> Option<[u8; 4]> {
+        match self.role {
             Role::Client => {
                 let mut key = [0u8; 4];
                 self.rng.fill_bytes(&mut key);
                 Some(key)
             }
             Role::Server => None,
-        };
+        }
+    }
+
+    fn out_frame(&mut self, opcode: OpCode, rsv: u8, fin: bool, payload_len: u64) -> OutFrame {
+        let mask = self.masking_key();
         let hdr = FrameHeader {
             fin,
             rsv,
@@ -1492,14 +1497,7 @@ mod owned {
             if payload.len() <= self.config.max_send_frame_size {
                 // One frame, the usual case: no fragment bookkeeping. The checks above
                 // are the ones `encode_frame` makes, and no message is open.
-                let mask = match self.role {
-                    Role::Client => {
-                        let mut key = [0u8; 4];
-                        self.rng.fill_bytes(&mut key);
-                        Some(key)
-                    }
-                    Role::Server => None,
-                };
+                let mask = self.masking_key();
                 let hdr = FrameHeader {
                     fin: true,
                     rsv: 0,
