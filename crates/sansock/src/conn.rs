@@ -592,7 +592,7 @@ impl<R: RandomSource> Connection<R> {
         self.deflate_on
     }
 
-    /// Allow reserved bits negotiated by an extension (e.g. [`RSV1`](crate::frame::RSV1)
+    /// Allow reserved bits negotiated by an extension (e.g. [`RSV1`]
     /// for permessage-deflate). Frames with other reserved bits still fail with 1002.
     pub fn set_allowed_rsv(&mut self, rsv: u8) {
         self.allowed_rsv = rsv & 0x7;
