@@ -1205,7 +1205,7 @@ fn header_len_for(len: usize, role: Role) -> usize {
 
 #[cfg(feature = "alloc")]
 mod owned {
-    use bytes::{Buf, BufMut, BytesMut};
+    use bytes::{Buf, BytesMut};
 
     use super::*;
     use crate::message::{Message, OwnedCloseFrame, Utf8Bytes};
@@ -1487,9 +1487,9 @@ mod owned {
                 for (r, last) in self.fragments(compressed.len()) {
                     let rsv = if r.start == 0 { crate::frame::RSV1 } else { 0 };
                     let mut f = self.encode_frame_rsv(kind, r.len(), last, rsv)?;
-                    out.put_slice(f.header());
+                    out.extend_from_slice(f.header());
                     let at = out.len();
-                    out.put_slice(&compressed[r]);
+                    out.extend_from_slice(&compressed[r]);
                     f.mask(&mut out[at..]);
                 }
                 return Ok(());
