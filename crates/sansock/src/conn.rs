@@ -95,6 +95,12 @@ impl Owed {
         self.bits &= !(slot as u8);
     }
 
+    /// A closing connection answers no more pings and sends none.
+    fn clear_pings(&mut self) {
+        self.clear(Slot::Pong);
+        self.clear(Slot::Ping);
+    }
+
     fn is_set(&self, slot: Slot) -> bool {
         self.bits & slot as u8 != 0
     }
@@ -824,17 +830,12 @@ impl<R: RandomSource> Connection<R> {
                     self.close_received = Some(rc);
                     if !self.close_queued {
                         // Echo the code (§5.5.1); an empty close is answered with an empty one.
-                        let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-                        let n = CloseFrame {
+                        self.owe_close(CloseFrame {
                             code: frame.code,
                             reason: "",
-                        }
-                        .write_body(&mut body);
-                        self.owed.set(Slot::Close, ControlPayload::new(&body[..n])?);
-                        self.close_queued = true;
+                        });
                     }
-                    self.owed.clear(Slot::Pong);
-                    self.owed.clear(Slot::Ping);
+                    self.owed.clear_pings();
                     self.close_deadline = Some(now + self.config.close_timeout);
                     RawEvent::Close(rc)
                 }
@@ -881,16 +882,9 @@ impl<R: RandomSource> Connection<R> {
         if let Some(code) = e.close_code().filter(|c| c.is_sendable())
             && !self.close_sent
         {
-            let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-            let n = CloseFrame { code, reason: "" }.write_body(&mut body);
-            match ControlPayload::new(&body[..n]) {
-                Ok(p) => self.owed.set(Slot::Close, p),
-                Err(_) => self.owed.clear(Slot::Close),
-            }
-            self.close_queued = true;
+            self.owe_close(CloseFrame { code, reason: "" });
         }
-        self.owed.clear(Slot::Pong);
-        self.owed.clear(Slot::Ping);
+        self.owed.clear_pings();
         self.failed = Some(e);
     }
 
@@ -902,8 +896,7 @@ impl<R: RandomSource> Connection<R> {
             return Ok(());
         }
         self.failed = Some(Error::ConnectionReset);
-        self.owed.clear(Slot::Pong);
-        self.owed.clear(Slot::Ping);
+        self.owed.clear_pings();
         self.owed.clear(Slot::Close);
         Err(Error::ConnectionReset)
     }
@@ -948,6 +941,17 @@ impl<R: RandomSource> Connection<R> {
         };
         self.tx_msg = if message_end { None } else { Some(kind) };
         Ok(self.out_frame(opcode, rsv, message_end, payload_len as u64))
+    }
+
+    /// Owe the peer this close frame.
+    fn owe_close(&mut self, frame: CloseFrame<'_>) {
+        let mut body = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = frame.write_body(&mut body);
+        // `write_body` writes at most the 125 bytes a control payload holds.
+        if let Ok(p) = ControlPayload::new(&body[..n]) {
+            self.owed.set(Slot::Close, p);
+        }
+        self.close_queued = true;
     }
 
     /// A fresh masking key for a client's frame (§5.3); servers do not mask.
@@ -1059,20 +1063,16 @@ impl<R: RandomSource> Connection<R> {
         if self.close_queued || self.close_received.is_some() || self.failed.is_some() {
             return Err(Error::ConnectionClosed);
         }
-        let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-        let n = frame.write_body(&mut body);
-        self.owed.set(Slot::Close, ControlPayload::new(&body[..n])?);
-        self.close_queued = true;
+        self.owe_close(frame);
         self.close_deadline = Some(now + self.config.close_timeout);
         Ok(())
     }
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has a frame to give.
     pub fn has_transmit(&self) -> bool {
-        self.owed.bits != 0
-            && (self.owed.is_set(Slot::Pong)
-                || self.owed.is_set(Slot::Ping)
-                || (self.owed.is_set(Slot::Close) && !self.close_sent))
+        self.owed.is_set(Slot::Pong)
+            || self.owed.is_set(Slot::Ping)
+            || (self.owed.is_set(Slot::Close) && !self.close_sent)
     }
 
     /// The next control frame the core owes the peer: pong, then ping, then close. Call
@@ -1155,8 +1155,7 @@ impl<R: RandomSource> Connection<R> {
                 return Ok(());
             }
             self.failed = Some(Error::CloseTimeout);
-            self.owed.clear(Slot::Pong);
-            self.owed.clear(Slot::Ping);
+            self.owed.clear_pings();
             return Err(Error::CloseTimeout);
         }
         if self.close_queued || self.close_received.is_some() {
@@ -1169,17 +1168,10 @@ impl<R: RandomSource> Connection<R> {
             Some(sent) if now >= sent + self.config.pong_timeout => {
                 self.fail(Error::PeerUnresponsive);
                 // The peer is gone; still tell it why, in case only its replies are lost.
-                let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-                let n = CloseFrame {
+                self.owe_close(CloseFrame {
                     code: CloseCode::GOING_AWAY,
                     reason: "keepalive timeout",
-                }
-                .write_body(&mut body);
-                match ControlPayload::new(&body[..n]) {
-                    Ok(p) => self.owed.set(Slot::Close, p),
-                    Err(_) => self.owed.clear(Slot::Close),
-                }
-                self.close_queued = true;
+                });
                 Err(Error::PeerUnresponsive)
             }
             None if now >= self.last_recv + interval => {
