@@ -1070,9 +1070,11 @@ impl<R: RandomSource> Connection<R> {
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has a frame to give.
     pub fn has_transmit(&self) -> bool {
-        self.owed.is_set(Slot::Pong)
-            || self.owed.is_set(Slot::Ping)
-            || (self.owed.is_set(Slot::Close) && !self.close_sent)
+        // Usually nothing is owed: one test of the whole byte first.
+        self.owed.bits != 0
+            && (self.owed.is_set(Slot::Pong)
+                || self.owed.is_set(Slot::Ping)
+                || (self.owed.is_set(Slot::Close) && !self.close_sent))
     }
 
     /// The next control frame the core owes the peer: pong, then ping, then close. Call
